@@ -1,0 +1,3 @@
+from .unet import FaceUNet, FaceUNetConfig
+
+__all__ = ["FaceUNet", "FaceUNetConfig"]

@@ -1,0 +1,59 @@
+"""Loading the face DDPM as a ComfyUI MODEL, and the empty conditioning its samplers need."""
+from __future__ import annotations
+
+import folder_paths
+from comfy_api.latest import io
+
+from ..ssdiff_core import host
+
+
+class SSDiffFaceDiffusionLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="SSDiffFaceDiffusionLoader",
+            display_name="SSDiff Face Diffusion Loader",
+            category="SSDiff",
+            description=("Loads the pixel-space face DDPM (guided-diffusion UNet, e.g. "
+                         f"{host.FACE_DDPM_FILE}) from models/{host.SSDIFF_FOLDER}. The MODEL works "
+                         "with KSampler and SamplerCustom (use SSDiff Unconditional for positive/"
+                         "negative); the VAE is ComfyUI's pixel-space VAE, for VAEEncode/VAEDecode."),
+            inputs=[
+                io.Combo.Input("ckpt_name", options=folder_paths.get_filename_list(host.SSDIFF_FOLDER),
+                               tooltip=f"A file in models/{host.SSDIFF_FOLDER}: {host.FACE_DDPM_FILE} "
+                                       f"from {host.FACE_DDPM_SOURCE}"),
+                io.Combo.Input("weight_dtype", options=list(host.WEIGHT_DTYPES), default="fp32",
+                               tooltip="fp32 as in the paper; bf16 halves memory and is faster on GPUs"),
+            ],
+            outputs=[io.Model.Output(), io.Vae.Output(display_name="pixel VAE")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, ckpt_name: str) -> bool | str:
+        try:
+            host.face_ddpm_path(ckpt_name)
+        except host.CheckpointError as error:
+            return str(error)
+        return True
+
+    @classmethod
+    def execute(cls, ckpt_name: str, weight_dtype: str) -> io.NodeOutput:
+        return io.NodeOutput(host.load_face_ddpm(ckpt_name, weight_dtype), host.pixel_space_vae())
+
+
+class SSDiffUnconditional(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="SSDiffUnconditional",
+            display_name="SSDiff Unconditional",
+            category="SSDiff",
+            description="Empty conditioning for the unconditional face DDPM in KSampler or "
+                        "SamplerCustom (wire it to both positive and negative; use cfg 1.0).",
+            inputs=[],
+            outputs=[io.Conditioning.Output()],
+        )
+
+    @classmethod
+    def execute(cls) -> io.NodeOutput:
+        return io.NodeOutput(host.empty_conditioning())

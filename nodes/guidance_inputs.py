@@ -1,0 +1,121 @@
+"""Inputs shared by the one-stop nodes and the SAMPLER nodes of each stage, and the conversion
+of those inputs into the core's guidance descriptions."""
+from __future__ import annotations
+
+import torch
+from comfy_api.latest import io
+
+from ..ssdiff_core import images
+from ..ssdiff_core.guidance import PseudoReferenceGuidance, SelectiveGuidance
+from ..ssdiff_core.masks import selective_masks
+from ..ssdiff_core.schedule import RepeatWindow
+
+Parsing = io.Custom("SSDIFF_PARSING")
+"""A face parsing: B x H x W label map in CelebAMask-HQ ids (0 background ... 18 hat)."""
+
+SCRATCH_MASK_TOOLTIP = "1 = scratched or broken pixel. Leave empty for blur/fading only."
+
+
+def repeat_inputs() -> list[io.Input]:
+    return [
+        io.Int.Input("repeats", default=1, min=1, max=10,
+                     tooltip="N: guided steps at each noise level inside (s_end, s_start)"),
+        io.Float.Input("s_start", default=1.0, min=0.0, max=1.0, step=0.01,
+                       tooltip="upper end of the repeat window, as a fraction of the schedule"),
+        io.Float.Input("s_end", default=0.7, min=0.0, max=1.0, step=0.01,
+                       tooltip="lower end of the repeat window, as a fraction of the schedule"),
+    ]
+
+
+def compat_input() -> io.Input:
+    return io.Boolean.Input(
+        "reference_compat", default=False,
+        tooltip="Reproduce the authors' released code, defects included (absolute timesteps, inert "
+                "reference term, batch-wide norms) instead of the paper")
+
+
+def validate_repeat_window(s_start: float, s_end: float) -> bool | str:
+    if not 0.0 <= s_end <= s_start <= 1.0:
+        return f"need 0 <= s_end <= s_start <= 1 (fractions of the schedule), got s_start={s_start}, s_end={s_end}"
+    return True
+
+
+def pseudo_reference_inputs() -> list[io.Input]:
+    return [
+        io.Image.Input("image", tooltip="aligned degraded face"),
+        io.Mask.Input("scratch_mask", optional=True, tooltip=SCRATCH_MASK_TOOLTIP),
+        io.Float.Input("scale", default=0.001, min=0.0, max=1.0, step=0.0001,
+                       tooltip="s1: guidance step relative to the sampler's own step"),
+        *repeat_inputs(),
+        compat_input(),
+    ]
+
+
+def selective_inputs() -> list[io.Input]:
+    return [
+        io.Image.Input("image", tooltip="aligned degraded face"),
+        io.Image.Input("coarse_restoration", tooltip="R: e.g. CodeFormer (w = 0.5) of the image"),
+        io.Image.Input("pseudo_reference", tooltip="P: output of SSDiff Pseudo Reference"),
+        io.Mask.Input("scratch_mask", optional=True, tooltip=SCRATCH_MASK_TOOLTIP),
+        Parsing.Input("parsing", optional=True,
+                      tooltip="face parsing of the coarse restoration; without it every pixel "
+                              "counts as skin"),
+        io.Image.Input("colour_reference", optional=True,
+                       tooltip="recolour the face towards this image instead of the pseudo-reference"),
+        io.Float.Input("t1", default=0.4, min=0.01, max=0.99, step=0.01,
+                       tooltip="T1 as a fraction of the schedule: reference structure above, colour below"),
+        io.Float.Input("scale", default=0.0035, min=0.0, max=1.0, step=0.0001,
+                       tooltip="s2: guidance step relative to the sampler's own step"),
+        io.Float.Input("structure_weight", default=1.0, min=0.0, max=1000.0, step=0.1),
+        io.Float.Input("reference_weight", default=100.0, min=0.0, max=10000.0, step=1.0),
+        io.Float.Input("colour_weight", default=20.0, min=0.0, max=1000.0, step=0.1),
+        *repeat_inputs(),
+        compat_input(),
+    ]
+
+
+def _scratch(scratch_mask: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    if scratch_mask is None:
+        return torch.zeros_like(like[:, :1])
+    return images.match_size(images.mask_to_model(scratch_mask, "scratch_mask"), like.shape[-2:], "scratch_mask")
+
+
+def pseudo_reference_guidance(image: torch.Tensor, scale: float, repeats: int, s_start: float,
+                              s_end: float, reference_compat: bool,
+                              scratch_mask: torch.Tensor | None = None,
+                              pad_multiple: int = 1) -> PseudoReferenceGuidance:
+    degraded = images.image_to_model(image, "image")
+    scratch = _scratch(scratch_mask, degraded)
+    return PseudoReferenceGuidance(
+        degraded=images.pad_to_multiple(degraded, pad_multiple),
+        scratch=images.pad_to_multiple(scratch, pad_multiple),
+        scale=scale, repeat=RepeatWindow(repeats, s_start, s_end), reference_compat=reference_compat)
+
+
+def selective_guidance(image: torch.Tensor, coarse_restoration: torch.Tensor,
+                       pseudo_reference: torch.Tensor, t1: float, scale: float,
+                       structure_weight: float, reference_weight: float, colour_weight: float,
+                       repeats: int, s_start: float, s_end: float, reference_compat: bool,
+                       scratch_mask: torch.Tensor | None = None, parsing: torch.Tensor | None = None,
+                       colour_reference: torch.Tensor | None = None,
+                       pad_multiple: int = 1) -> SelectiveGuidance:
+    degraded = images.image_to_model(image, "image")
+    size = degraded.shape[-2:]
+
+    def face_image(value: torch.Tensor, name: str) -> torch.Tensor:
+        return images.pad_to_multiple(images.match_size(images.image_to_model(value, name), size, name),
+                                      pad_multiple)
+
+    labels = None
+    if parsing is not None:
+        labels = images.match_size(parsing.unsqueeze(1), size, "parsing", mode="nearest")
+        labels = images.pad_to_multiple(labels, pad_multiple)[:, 0]
+    scratch = images.pad_to_multiple(_scratch(scratch_mask, degraded), pad_multiple)
+    return SelectiveGuidance(
+        coarse=face_image(coarse_restoration, "coarse_restoration"),
+        pseudo_reference=face_image(pseudo_reference, "pseudo_reference"),
+        masks=selective_masks(scratch, labels),
+        colour_reference=None if colour_reference is None else face_image(colour_reference, "colour_reference"),
+        t1=t1, scale=scale, structure_weight=structure_weight, reference_weight=reference_weight,
+        colour_weight=colour_weight, repeat=RepeatWindow(repeats, s_start, s_end),
+        reference_compat=reference_compat)

@@ -1,0 +1,192 @@
+"""SSDiff's two guidance stages. Each is an immutable description (safe to cache and reuse);
+`start()` gives the per-run state that turns an x0 estimate into the guidance gradient g."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from . import losses
+from .colour_transfer import ColourTransfer, masked_mean_std_transfer
+from .masks import SelectiveMasks
+from .schedule import RepeatWindow, StepTime
+
+
+def _loss_gradient(x0h: torch.Tensor, loss_of_x0) -> torch.Tensor:
+    """d loss / d x0h with x0h as a leaf. ComfyUI runs nodes under inference_mode, which records
+    no graph; the loss is built outside it, on a normal-tensor copy."""
+    with torch.inference_mode(False), torch.enable_grad():
+        x0 = x0h.detach().clone().requires_grad_(True)
+        gradient, = torch.autograd.grad(loss_of_x0(x0), x0)
+    return gradient
+
+
+def _normal_tensor(tensor: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A copy usable by autograd (not an inference tensor) on `like`'s device and dtype."""
+    with torch.inference_mode(False):
+        dtype = like.dtype if tensor.is_floating_point() else tensor.dtype
+        return tensor.to(device=like.device, dtype=dtype).clone()
+
+
+def _batched(tensor: torch.Tensor, batch: int, name: str) -> torch.Tensor:
+    if tensor.shape[0] == batch:
+        return tensor
+    if tensor.shape[0] == 1:
+        return tensor.expand(batch, *tensor.shape[1:])
+    raise ValueError(f"{name} has a batch of {tensor.shape[0]}, the sample a batch of {batch}: "
+                     "give one per image or a single one for all")
+
+
+def _check_size(tensor: torch.Tensor, like: torch.Tensor, name: str) -> None:
+    if tensor.shape[-2:] != like.shape[-2:]:
+        raise ValueError(f"{name} is {tuple(tensor.shape[-2:])} (H, W) but the sample is "
+                         f"{tuple(like.shape[-2:])}: resize it to the image it guides")
+
+
+@dataclass(frozen=True)
+class PseudoReferenceGuidance:
+    """Stage 1: lightness from the degraded input outside the scratches, natural face colour
+    from fixed CelebA-HQ statistics. g is zeroed on every scratch pixel."""
+    degraded: torch.Tensor
+    scratch: torch.Tensor
+    scale: float = 0.001
+    lightness_weight: float = 1.0
+    colour_weight: float = 1.0
+    colour_from_input_above: float = 0.65
+    repeat: RepeatWindow = field(default_factory=RepeatWindow)
+    reference_compat: bool = False
+
+    def start(self, sample: torch.Tensor) -> "PseudoReferenceRun":
+        for tensor, name in ((self.degraded, "degraded image"), (self.scratch, "scratch mask")):
+            _check_size(tensor, sample, name)
+        batch = sample.shape[0]
+        return PseudoReferenceRun(
+            self,
+            degraded=_normal_tensor(_batched(self.degraded, batch, "degraded image"), sample),
+            undamaged=_normal_tensor(_batched(self.scratch == 0, batch, "scratch mask"), sample))
+
+
+@dataclass
+class PseudoReferenceRun:
+    spec: PseudoReferenceGuidance
+    degraded: torch.Tensor
+    undamaged: torch.Tensor
+
+    def gradient(self, x0h: torch.Tensor, when: StepTime) -> torch.Tensor:
+        spec = self.spec
+        colour_from_input = when.after(spec.colour_from_input_above)
+
+        def loss(x0: torch.Tensor) -> torch.Tensor:
+            colour_source = self.degraded if colour_from_input else x0
+            return (spec.lightness_weight * losses.lightness_loss(x0, self.degraded, self.undamaged)
+                    + spec.colour_weight * losses.face_colour_loss(x0, colour_source))
+
+        return _loss_gradient(x0h, loss) * self.undamaged
+
+    def correction_rule(self, repeat_index: int) -> tuple[bool, bool]:
+        """(per_image, per_channel) norms of the normalised step."""
+        if self.spec.reference_compat:
+            return False, repeat_index == 0
+        return True, True
+
+
+@dataclass(frozen=True)
+class SelectiveGuidance:
+    """Stage 2: structure from the coarse restoration outside M_o, the pseudo-reference's local
+    structure in damaged background (t >= T1), and colour from a target built at T1 (t < T1).
+
+    colour_reference: what the colour target is transferred from (default: the pseudo-reference).
+    colour_target: a ready colour target C; when given, no transfer is made.
+    """
+    coarse: torch.Tensor
+    pseudo_reference: torch.Tensor
+    masks: SelectiveMasks
+    colour_reference: torch.Tensor | None = None
+    colour_target: torch.Tensor | None = None
+    colour_transfer: ColourTransfer = masked_mean_std_transfer
+    t1: float = 0.4
+    scale: float = 0.0035
+    structure_weight: float = 1.0
+    reference_weight: float = 100.0
+    colour_weight: float = 20.0
+    repeat: RepeatWindow = field(default_factory=RepeatWindow)
+    reference_compat: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.t1 < 1.0:
+            raise ValueError(f"T1 is a fraction of the schedule and must lie in (0, 1), got {self.t1}")
+
+    def start(self, sample: torch.Tensor) -> "SelectiveRun":
+        batch = sample.shape[0]
+
+        def prepared(tensor: torch.Tensor | None, name: str) -> torch.Tensor | None:
+            if tensor is None:
+                return None
+            _check_size(tensor, sample, name)
+            return _normal_tensor(_batched(tensor, batch, name), sample)
+
+        return SelectiveRun(
+            self,
+            coarse=prepared(self.coarse, "coarse restoration"),
+            pseudo_reference=prepared(self.pseudo_reference, "pseudo-reference"),
+            colour_reference=prepared(
+                self.pseudo_reference if self.colour_reference is None else self.colour_reference,
+                "colour reference"),
+            damage=prepared(self.masks.damage, "scratch mask"),
+            reference_region=prepared(self.masks.reference, "scratch mask"),
+            colour_free=prepared(self.masks.colour_free, "parsing"),
+            colour_target=prepared(self.colour_target, "colour target"))
+
+
+@dataclass
+class SelectiveRun:
+    spec: SelectiveGuidance
+    coarse: torch.Tensor
+    pseudo_reference: torch.Tensor
+    colour_reference: torch.Tensor
+    damage: torch.Tensor
+    reference_region: torch.Tensor
+    colour_free: torch.Tensor
+    colour_target: torch.Tensor | None
+
+    def gradient(self, x0h: torch.Tensor, when: StepTime) -> torch.Tensor:
+        spec = self.spec
+        before_t1 = not when.at_or_after(spec.t1)
+        if self.colour_target is None and self._builds_colour_target(when):
+            self.colour_target = self._transfer_colour(x0h)
+        use_reference = not before_t1 and not spec.reference_compat
+        use_colour = before_t1 and self.colour_target is not None
+
+        def loss(x0: torch.Tensor) -> torch.Tensor:
+            total = spec.structure_weight * losses.structure_loss(x0, self.coarse, self.damage)
+            if use_reference:
+                total = total + spec.reference_weight * losses.reference_structure_loss(
+                    x0, self.pseudo_reference, self.reference_region)
+            if use_colour:
+                total = total + spec.colour_weight * losses.colour_loss(
+                    x0, self.colour_target, self.colour_free)
+            return total
+
+        return _loss_gradient(x0h, loss)
+
+    def _builds_colour_target(self, when: StepTime) -> bool:
+        if self.spec.reference_compat:
+            return when.at_or_after(self.spec.t1) and not when.after(self.spec.t1)
+        return not when.after(self.spec.t1)
+
+    def _transfer_colour(self, x0h: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode(False):
+            content = x0h.detach().clone()
+            style = self.colour_reference
+            if self.spec.reference_compat:
+                # The released code whitens the colour-free regions of both images and hands the
+                # whole images to the transfer.
+                content = content.masked_fill(self.colour_free, 1.0)
+                style = style.masked_fill(self.colour_free, 1.0)
+                region = torch.ones_like(self.colour_free)
+            else:
+                region = ~self.colour_free
+            return self.spec.colour_transfer(content, style, region).detach()
+
+    def correction_rule(self, repeat_index: int) -> tuple[bool, bool]:
+        return (not self.spec.reference_compat), True

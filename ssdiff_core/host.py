@@ -1,0 +1,197 @@
+"""The one adapter between SSDiff's core and ComfyUI: model folders, the face DDPM as a ComfyUI
+MODEL, the guided sampler as a SAMPLER, and one-stop sampling with progress, previews and
+interruption. Everything else in ssdiff_core is free of ComfyUI."""
+from __future__ import annotations
+
+import logging
+import os
+
+import torch
+
+import comfy.latent_formats
+import comfy.ldm.modules.diffusionmodules.util as diffusion_util
+import comfy.model_base
+import comfy.model_management
+import comfy.model_patcher
+import comfy.sample
+import comfy.samplers
+import comfy.sd
+import comfy.supported_models_base
+import comfy.utils
+import folder_paths
+import latent_preview
+
+from ..models.guided_diffusion import FaceUNet, FaceUNetConfig
+from .sampler import VARIANCE_SINK_KEY, Guidance, ItemNoise, sample_ssdiff
+from .schedule import respaced_sigmas
+
+SSDIFF_FOLDER = "ssdiff"
+FACE_DDPM_FILE = "iddpm_ffhq512_ema500000.pth"
+FACE_DDPM_SOURCE = ("https://github.com/zsyOAOA/DifFace/releases/download/V1.0/"
+                    "iddpm_ffhq512_ema500000.pth (or the SSDiff / PGDiff Google Drive links)")
+FACE_DDPM_MARKER_KEYS = ("time_embed.0.weight", "input_blocks.0.0.weight", "out.2.weight")
+
+WEIGHT_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def register_model_folders() -> None:
+    """Adds models/ssdiff (keeping any paths users registered, e.g. in extra_model_paths.yaml)."""
+    default = os.path.join(folder_paths.models_dir, SSDIFF_FOLDER)
+    paths = list(folder_paths.folder_names_and_paths.get(SSDIFF_FOLDER, ([], set()))[0])
+    if default not in paths:
+        paths.insert(0, default)
+    folder_paths.folder_names_and_paths[SSDIFF_FOLDER] = (paths, set(folder_paths.supported_pt_extensions))
+
+
+class FacePixelFormat(comfy.latent_formats.LatentFormat):
+    """Pixel space: the 'latent' is the RGB image in [-1, 1]; previews show it as is."""
+    latent_channels = 3
+    latent_rgb_factors = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+
+
+class FaceDDPMConfig(comfy.supported_models_base.BASE):
+    unet_config = {}
+    unet_extra_config = {}
+    # LDM naming: "sqrt_linear" is linearly spaced betas (OpenAI's "linear" schedule).
+    sampling_settings = {"beta_schedule": "sqrt_linear", "linear_start": 1e-4,
+                         "linear_end": 0.02, "timesteps": 1000}
+    latent_format = FacePixelFormat
+    memory_usage_factor = 0.05
+    supported_inference_dtypes = [torch.float32, torch.bfloat16, torch.float16]
+
+
+class HostFaceUNet(FaceUNet):
+    """The face UNet with the diffusion_model calling convention of ComfyUI: returns eps and
+    hands the full output (eps + learned-variance channels) to the sampler's VarianceSink."""
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    def forward(self, x: torch.Tensor, timesteps: torch.Tensor, context=None, control=None,
+                transformer_options: dict | None = None, **kwargs) -> torch.Tensor:
+        output = super().forward(x, timesteps)
+        options = transformer_options or {}
+        sink = options.get(VARIANCE_SINK_KEY)
+        if sink is not None:
+            sink.store(output, options.get("cond_or_uncond"))
+        return output[:, : self.config.in_channels]
+
+
+class CheckpointError(ValueError):
+    """A model file that is missing or is not what the loader expects."""
+
+
+def face_ddpm_path(name: str) -> str:
+    path = folder_paths.get_full_path(SSDIFF_FOLDER, name)
+    if path is None:
+        folders = ", ".join(folder_paths.get_folder_paths(SSDIFF_FOLDER))
+        raise CheckpointError(f"face diffusion checkpoint '{name}' not found in {folders}. Put "
+                              f"{FACE_DDPM_FILE} there; get it from {FACE_DDPM_SOURCE}")
+    return path
+
+
+def face_ddpm_state_dict(path: str) -> dict[str, torch.Tensor]:
+    """Reads a checkpoint without running pickled code and strips the 'module.' prefix."""
+    try:
+        state_dict = comfy.utils.load_torch_file(path, safe_load=True)
+    except Exception as error:
+        raise CheckpointError(f"could not read '{path}' as a face diffusion checkpoint "
+                              f"({type(error).__name__}: {error}). Expected {FACE_DDPM_FILE} "
+                              f"from {FACE_DDPM_SOURCE}") from error
+    state_dict = {key.removeprefix("module."): value for key, value in state_dict.items()}
+    missing = [key for key in FACE_DDPM_MARKER_KEYS if key not in state_dict]
+    if missing:
+        found = ", ".join(list(state_dict)[:4]) or "no tensors"
+        raise CheckpointError(f"'{os.path.basename(path)}' is not a guided-diffusion face DDPM "
+                              f"(it lacks {', '.join(missing)}; found {found}, ...). Expected "
+                              f"{FACE_DDPM_FILE} from {FACE_DDPM_SOURCE}")
+    return state_dict
+
+
+def build_face_unet(state_dict: dict[str, torch.Tensor]) -> HostFaceUNet:
+    config = FaceUNetConfig.from_state_dict(state_dict)
+    with torch.device("meta"):
+        unet = HostFaceUNet(config)
+    result = unet.load_state_dict(state_dict, strict=False, assign=True)
+    if result.missing_keys or result.unexpected_keys:
+        raise CheckpointError(
+            f"the checkpoint does not match the face UNet it describes ({config}): "
+            f"missing {result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}")
+    return unet.float().eval()
+
+
+def face_ddpm_model(unet: HostFaceUNet, weight_dtype: torch.dtype = torch.float32) -> comfy.model_patcher.ModelPatcher:
+    """Wraps the network as a ComfyUI MODEL: eps prediction, 1000 linear betas, pixel space."""
+    config = FaceDDPMConfig({"disable_unet_model_creation": True})
+    offload_device = comfy.model_management.unet_offload_device()
+    model = comfy.model_base.BaseModel(config, comfy.model_base.ModelType.EPS, device=offload_device)
+    model.diffusion_model = unet.to(device=offload_device, dtype=weight_dtype)
+    return comfy.model_patcher.ModelPatcher(model, load_device=comfy.model_management.get_torch_device(),
+                                            offload_device=offload_device)
+
+
+def load_face_ddpm(name: str, weight_dtype: str = "fp32") -> comfy.model_patcher.ModelPatcher:
+    path = face_ddpm_path(name)
+    unet = build_face_unet(face_ddpm_state_dict(path))
+    logging.info("SSDiff: loaded face DDPM %s (%s)", os.path.basename(path), unet.config)
+    return face_ddpm_model(unet, WEIGHT_DTYPES[weight_dtype])
+
+
+def pixel_space_vae() -> comfy.sd.VAE:
+    """ComfyUI's pixel-space VAE (the VAELoader 'pixel_space' entry): IMAGE <-> [-1, 1] latent."""
+    return comfy.sd.VAE(sd={"pixel_space_vae": torch.tensor(1.0)})
+
+
+def empty_conditioning() -> list:
+    return [[torch.zeros(1, 1, 8), {}]]
+
+
+def schedule_sigmas(base_model: comfy.model_base.BaseModel) -> torch.Tensor:
+    """The model's discrete noise levels in float64, rebuilt from its beta schedule (ComfyUI
+    keeps them in float32); its own float32 levels where the schedule is not a plain one."""
+    stored = base_model.model_sampling.sigmas.detach().cpu()
+    settings = base_model.model_config.sampling_settings
+    try:
+        betas = diffusion_util.make_beta_schedule(
+            settings.get("beta_schedule", "linear"), settings.get("timesteps", 1000),
+            linear_start=settings.get("linear_start", 0.00085), linear_end=settings.get("linear_end", 0.012))
+    except (NotImplementedError, ValueError, TypeError):
+        return stored.double()
+    alphas_cumprod = torch.cumprod(1 - torch.as_tensor(betas, dtype=torch.float64), dim=0)
+    sigmas = ((1 - alphas_cumprod) / alphas_cumprod).sqrt()
+    if sigmas.shape == stored.shape and torch.allclose(sigmas.float(), stored, rtol=1e-5):
+        return sigmas
+    return stored.double()
+
+
+def _host_sampler_function(model, x, sigmas, extra_args=None, callback=None, disable=None,
+                           guidance: Guidance | None = None, step_noise: ItemNoise | None = None):
+    return sample_ssdiff(model, x, sigmas, extra_args, callback, disable, guidance=guidance,
+                         discrete_sigmas=schedule_sigmas(model.inner_model.inner_model),
+                         step_noise=step_noise,
+                         interrupt=comfy.model_management.throw_exception_if_processing_interrupted)
+
+
+def guided_sampler(guidance: Guidance) -> comfy.samplers.KSAMPLER:
+    """A SAMPLER for SamplerCustom / SamplerCustomAdvanced that runs SSDiff's guided steps."""
+    return comfy.samplers.KSAMPLER(_host_sampler_function, extra_options={"guidance": guidance})
+
+
+def downsampling_factor(model: comfy.model_patcher.ModelPatcher) -> int:
+    network = model.get_model_object("diffusion_model")
+    return getattr(network, "downsampling_factor", 8)
+
+
+def sample_guided(model: comfy.model_patcher.ModelPatcher, guidance: Guidance, shape: tuple[int, ...],
+                  seed: int, steps: int) -> torch.Tensor:
+    """Samples `shape` (B x 3 x H x W) from pure noise over `steps` respaced DDPM steps; item i of
+    the batch uses seed + i. Returns B x 3 x H x W in [-1, 1]."""
+    sigmas = respaced_sigmas(steps, schedule_sigmas(model.model))
+    noise = ItemNoise(seed, shape).draw()
+    callback = latent_preview.prepare_callback(model, len(sigmas) - 1)
+    samples = comfy.sample.sample_custom(
+        model, noise, 1.0, guided_sampler(guidance), sigmas, empty_conditioning(), empty_conditioning(),
+        torch.zeros(shape), callback=callback, disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED,
+        seed=seed)
+    return samples.clamp(-1, 1)

@@ -1,0 +1,60 @@
+"""Conversions at the node boundary: ComfyUI's IMAGE (B x H x W x C, 0..1) and MASK (B x H x W)
+to the core's B x C x H x W tensors in [-1, 1], plus size matching and padding."""
+from __future__ import annotations
+
+import logging
+
+import torch
+import torch.nn.functional as F
+
+
+def _check_finite(tensor: torch.Tensor, name: str) -> None:
+    if not torch.isfinite(tensor).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+
+
+def image_to_model(image: torch.Tensor, name: str = "image") -> torch.Tensor:
+    """IMAGE -> B x 3 x H x W in [-1, 1]. Grayscale is copied to RGB, alpha is dropped."""
+    if image.ndim == 3:
+        image = image.unsqueeze(0)
+    if image.ndim != 4 or image.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"{name} must be an IMAGE (B x H x W x 1, 3 or 4 channels), got shape "
+                         f"{tuple(image.shape)}")
+    _check_finite(image, name)
+    rgb = image[..., :3] if image.shape[-1] >= 3 else image.expand(*image.shape[:-1], 3)
+    return rgb.float().clamp(0, 1).movedim(-1, 1) * 2 - 1
+
+
+def model_to_image(x: torch.Tensor) -> torch.Tensor:
+    return ((x.float() + 1) / 2).clamp(0, 1).movedim(1, -1).contiguous()
+
+
+def mask_to_model(mask: torch.Tensor, name: str = "mask") -> torch.Tensor:
+    """MASK (B x H x W or H x W) -> B x 1 x H x W in [0, 1]."""
+    if mask.ndim == 2:
+        mask = mask.unsqueeze(0)
+    if mask.ndim != 3:
+        raise ValueError(f"{name} must be a MASK (B x H x W), got shape {tuple(mask.shape)}")
+    _check_finite(mask, name)
+    return mask.float().clamp(0, 1).unsqueeze(1)
+
+
+def match_size(tensor: torch.Tensor, size: tuple[int, int], name: str, mode: str = "bilinear") -> torch.Tensor:
+    """Resizes a B x C x H x W tensor to `size`, with a warning: inputs of one face should share
+    a size, but a coarse restoration at 512 px beside a smaller crop is common."""
+    if tuple(tensor.shape[-2:]) == tuple(size):
+        return tensor
+    logging.warning("SSDiff: %s is %s, resizing it to the image's %s", name,
+                    tuple(tensor.shape[-2:]), tuple(size))
+    if mode == "nearest":
+        return F.interpolate(tensor.float(), size=size, mode="nearest").to(tensor.dtype)
+    return F.interpolate(tensor.float(), size=size, mode=mode, align_corners=False, antialias=True)
+
+
+def pad_to_multiple(tensor: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Replicate-pads the bottom and right edges up to a multiple of `multiple`."""
+    height, width = tensor.shape[-2:]
+    pad_bottom, pad_right = -height % multiple, -width % multiple
+    if not (pad_bottom or pad_right):
+        return tensor
+    return F.pad(tensor.float(), (0, pad_right, 0, pad_bottom), mode="replicate").to(tensor.dtype)

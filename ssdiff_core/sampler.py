@@ -1,0 +1,142 @@
+"""The SSDiff guided sampler: ancestral DDPM steps with the learned variance, each followed by
+the normalised guidance correction. A k-diffusion-style function, as ComfyUI's KSAMPLER expects:
+`model(x, sigma, **extra_args)` returns the x0 estimate of the scaled state x = x_t sqrt(1+sigma^2).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+import torch
+
+from . import ddpm
+from .correction import apply_normalised_correction
+from .schedule import RepeatWindow, StepTime, snap_to_schedule, timestep_of_sigma
+
+VARIANCE_SINK_KEY = "ssdiff_variance_sink"
+"""transformer_options key under which the sampler hands the model a VarianceSink."""
+
+
+class VarianceSink:
+    """Receives the learned-variance channels of the model's last evaluation."""
+
+    def __init__(self) -> None:
+        self.model_output: torch.Tensor | None = None
+
+    def store(self, output: torch.Tensor, cond_or_uncond: list[int] | None) -> None:
+        """`output` holds one chunk per entry of ComfyUI's cond_or_uncond list (cond = 0); keep
+        the conditional chunk (an unconditional model gives the same output for both)."""
+        chunks = output.chunk(len(cond_or_uncond)) if cond_or_uncond else [output]
+        index = cond_or_uncond.index(0) if cond_or_uncond and 0 in cond_or_uncond else 0
+        self.model_output = chunks[index]
+
+    def take(self) -> torch.Tensor | None:
+        output, self.model_output = self.model_output, None
+        return output
+
+
+class ItemNoise:
+    """Standard-normal noise for each batch item from its own CPU generator seeded seed + index:
+    an item's noise does not depend on the batch it is in, nor on the device."""
+
+    def __init__(self, seed: int, shape: tuple[int, ...], skip: int = 0):
+        self.item_shape = (1, *shape[1:])
+        self.generators = [torch.Generator().manual_seed((seed + i) % 2 ** 64) for i in range(shape[0])]
+        for _ in range(skip):
+            self.draw()
+
+    def draw(self, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        noise = torch.cat([torch.randn(self.item_shape, generator=g) for g in self.generators])
+        return noise.to(device=device, dtype=dtype)
+
+
+class GuidanceRun(Protocol):
+    def gradient(self, x0h: torch.Tensor, when: StepTime) -> torch.Tensor: ...
+    def correction_rule(self, repeat_index: int) -> tuple[bool, bool]: ...
+
+
+class Guidance(Protocol):
+    scale: float
+    repeat: RepeatWindow
+    reference_compat: bool
+    def start(self, sample: torch.Tensor) -> GuidanceRun: ...
+
+
+@dataclass
+class StepRecord:
+    """Everything one guided step computed, in VP units (x_t = sqrt(abar) x0 + sqrt(1-abar) eps)."""
+    timestep: float
+    x_t: torch.Tensor
+    model_output: torch.Tensor | None
+    x0h: torch.Tensor
+    mean: torch.Tensor
+    log_variance: torch.Tensor
+    x_unguided: torch.Tensor
+    gradient: torch.Tensor
+    k: torch.Tensor
+    x_prev: torch.Tensor
+
+
+def _sigma_above(sigmas: list[float], index: int, discrete_sigmas: torch.Tensor) -> float | None:
+    if index > 0:
+        return sigmas[index - 1]
+    above = discrete_sigmas[discrete_sigmas > sigmas[index] * (1 + 1e-6)]
+    return float(above.min()) if len(above) else None
+
+
+def sample_ssdiff(model: Callable[..., torch.Tensor], x: torch.Tensor, sigmas: torch.Tensor,
+                  extra_args: dict | None = None, callback: Callable[[dict], None] | None = None,
+                  disable: bool | None = None, *, guidance: Guidance, discrete_sigmas: torch.Tensor,
+                  step_noise: ItemNoise | None = None,
+                  interrupt: Callable[[], None] | None = None) -> torch.Tensor:
+    """Runs the guided reverse process over `sigmas` (descending, ending with 0).
+
+    discrete_sigmas: the model's noise level per DDPM index, float64 where known (maps steps to
+    the original schedule). step_noise: the per-step noise (default: ItemNoise of extra_args' seed, after the
+    draw that made the initial noise). interrupt: called before every model evaluation.
+    """
+    extra_args = dict(extra_args or {})
+    sink = VarianceSink()
+    model_options = dict(extra_args.get("model_options", {}))
+    model_options["transformer_options"] = {**model_options.get("transformer_options", {}),
+                                            VARIANCE_SINK_KEY: sink}
+    extra_args["model_options"] = model_options
+    if step_noise is None:
+        step_noise = ItemNoise(int(extra_args.get("seed", 0)), tuple(x.shape), skip=1)
+    run = guidance.start(x)
+    num_timesteps = len(discrete_sigmas)
+    s_in = x.new_ones([x.shape[0]])
+    levels = [snap_to_schedule(float(sigma), discrete_sigmas) for sigma in sigmas]
+
+    for i in range(len(levels) - 1):
+        sigma, sigma_prev = levels[i], levels[i + 1]
+        step = ddpm.transition(sigma, sigma_prev, _sigma_above(levels, i, discrete_sigmas))
+        timestep = timestep_of_sigma(sigma, discrete_sigmas)
+        when = StepTime(round(timestep) if guidance.reference_compat else timestep,
+                        num_timesteps, guidance.reference_compat)
+        x_t = ddpm.vp_from_k_diffusion(x, sigma)
+        for repeat_index in range(guidance.repeat.repeats_at(when.timestep, num_timesteps)):
+            if interrupt is not None:
+                interrupt()
+            denoised = model(ddpm.k_diffusion_from_vp(x_t, sigma), sigma * s_in, **extra_args)
+            model_output = sink.take()
+            x0h = denoised.clamp(-1, 1)
+            if model_output is not None and model_output.shape[1] == 2 * x.shape[1]:
+                log_variance = ddpm.learned_log_variance(step, model_output[:, x.shape[1]:].float())
+            else:
+                log_variance = ddpm.fixed_log_variance(step, x0h)
+            mean = ddpm.posterior_mean(step, x0h, x_t)
+            z = step_noise.draw(x.device, x.dtype)
+            x_unguided = mean if step.is_last else mean + torch.exp(0.5 * log_variance) * z
+            gradient = run.gradient(x0h, when)
+            per_image, per_channel = run.correction_rule(repeat_index)
+            x_prev, k = apply_normalised_correction(x_t, x_unguided, gradient, guidance.scale,
+                                                    per_image, per_channel)
+            record = StepRecord(when.timestep, x_t, model_output, x0h, mean, log_variance,
+                                x_unguided, gradient, k, x_prev)
+            x_t = x_prev
+        x = ddpm.k_diffusion_from_vp(x_t, sigma_prev)
+        if callback is not None:
+            callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i],
+                      "denoised": x0h, "ssdiff": record})
+    return x
