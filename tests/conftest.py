@@ -9,10 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -24,11 +21,13 @@ GOLDEN = Path(__file__).resolve().parent / "fixtures" / "golden"
 if not (HOST / "main.py").exists():
     raise pytest.UsageError(f"no ComfyUI host at {HOST}: run scripts/setup_host.sh first")
 # The host first (its `nodes` module must win over this pack's `nodes` package), the repo last
-# (for `ssdiff_core` and `models` in tests that need no host), then the test helpers.
+# (for `ssdiff_core` and `models` in tests that need no host), then the helpers.
 sys.path.insert(0, str(HOST))
 sys.path.append(str(REPO))
 sys.path.append(str(Path(__file__).resolve().parent))
+sys.path.append(str(REPO / "scripts"))
 
+from headless import ComfyServer  # noqa: E402
 from tiny_models import save_face_ddpm, tiny_face_unet  # noqa: E402
 
 
@@ -70,56 +69,8 @@ def pack(comfy):
     raise AssertionError("ComfyUI did not import the pack")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class ComfyServer:
-    def __init__(self, url: str, process: subprocess.Popen, log: Path, input_dir: Path, output_dir: Path):
-        self.url, self.process, self.log = url, process, log
-        self.input_dir, self.output_dir = input_dir, output_dir
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
 @pytest.fixture(scope="session")
 def server(models_root, tmp_path_factory):
     """`main.py --cpu` on a free loopback port, reading the shared models folder."""
-    import requests
-
-    work = tmp_path_factory.mktemp("server")
-    config = work / "extra_model_paths.yaml"
-    config.write_text(f"ssdiff_tests:\n  base_path: {models_root}\n  ssdiff: ssdiff\n")
-    dirs = {name: work / name for name in ("input", "output", "user", "temp")}
-    for path in dirs.values():
-        path.mkdir()
-    port = _free_port()
-    log = work / "server.log"
-    command = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-               "--extra-model-paths-config", str(config),
-               "--input-directory", str(dirs["input"]), "--output-directory", str(dirs["output"]),
-               "--user-directory", str(dirs["user"]), "--temp-directory", str(dirs["temp"])]
-    with log.open("wb") as log_file:
-        process = subprocess.Popen(command, cwd=HOST, stdout=log_file, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"ComfyUI exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            if requests.get(f"{url}/object_info/SSDiffSampler", timeout=2).ok:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.5)
-    else:
-        process.kill()
-        raise AssertionError(f"ComfyUI did not come up:\n{log.read_text()}")
-    yield ComfyServer(url, process, log, dirs["input"], dirs["output"])
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    with ComfyServer(HOST, tmp_path_factory.mktemp("server"), models_root) as running:
+        yield running

@@ -1,0 +1,124 @@
+"""Runs ComfyUI headless on 127.0.0.1 and queues API-format workflows on it. Shared by the
+README's main job (scripts/run_main_job.py) and the test suite."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import requests
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ComfyServer:
+    """`main.py --cpu` in a work folder of its own (input/, output/, user/, temp/, server.log),
+    reading extra model folders from `models_root` (laid out like ComfyUI's models/)."""
+
+    def __init__(self, host_root: Path, work: Path, models_root: Path | None = None,
+                 python: str = sys.executable, extra_args: tuple[str, ...] = ()):
+        self.host_root, self.work = Path(host_root), Path(work)
+        self.dirs = {name: self.work / name for name in ("input", "output", "user", "temp")}
+        for path in self.dirs.values():
+            path.mkdir(parents=True, exist_ok=True)
+        self.log = self.work / "server.log"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        command = [python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
+                   "--disable-auto-launch", "--database-url", "sqlite:///:memory:",
+                   "--input-directory", str(self.dirs["input"]),
+                   "--output-directory", str(self.dirs["output"]),
+                   "--user-directory", str(self.dirs["user"]),
+                   "--temp-directory", str(self.dirs["temp"]), *extra_args]
+        if models_root is not None:
+            config = self.work / "extra_model_paths.yaml"
+            folders = "".join(f"  {child.name}: {child.name}\n" for child in sorted(Path(models_root).iterdir())
+                              if child.is_dir())
+            config.write_text(f"ssdiff_run:\n  base_path: {models_root}\n{folders}")
+            command += ["--extra-model-paths-config", str(config)]
+        self.command = command
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def input_dir(self) -> Path:
+        return self.dirs["input"]
+
+    @property
+    def output_dir(self) -> Path:
+        return self.dirs["output"]
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def start(self, timeout: float = 180) -> "ComfyServer":
+        with self.log.open("wb") as log_file:
+            self.process = subprocess.Popen(self.command, cwd=self.host_root, stdout=log_file,
+                                            stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"ComfyUI exited with {self.process.returncode}:\n{self.log_text()}")
+            try:
+                if requests.get(f"{self.url}/system_stats", timeout=2).ok:
+                    return self
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"ComfyUI did not answer within {timeout} s:\n{self.log_text()}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __enter__(self) -> "ComfyServer":
+        return self.start()
+
+    def __exit__(self, *_) -> None:
+        self.stop()
+
+    def queue(self, prompt: dict) -> requests.Response:
+        return requests.post(f"{self.url}/prompt", json={"prompt": prompt, "client_id": uuid.uuid4().hex},
+                             timeout=30)
+
+    def wait_for(self, prompt_id: str, timeout: float = 600) -> dict:
+        """The /history entry of a finished prompt (raises on an execution error)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            history = requests.get(f"{self.url}/history/{prompt_id}", timeout=10).json()
+            entry = history.get(prompt_id)
+            if entry and entry.get("status", {}).get("completed") is not None:
+                if entry["status"].get("status_str") == "error":
+                    messages = [m for m in entry["status"].get("messages", []) if m[0] == "execution_error"]
+                    raise RuntimeError(f"prompt {prompt_id} failed: {json.dumps(messages)[:2000]}")
+                return entry
+            time.sleep(0.5)
+        raise TimeoutError(f"prompt {prompt_id} did not finish within {timeout} s")
+
+    def run(self, prompt: dict, timeout: float = 600) -> dict:
+        response = self.queue(prompt)
+        if response.status_code != 200:
+            raise RuntimeError(f"ComfyUI refused the prompt ({response.status_code}): {response.text[:2000]}")
+        return self.wait_for(response.json()["prompt_id"], timeout)
+
+    def output_images(self, entry: dict) -> list[Path]:
+        paths = []
+        for node_output in entry.get("outputs", {}).values():
+            for image in node_output.get("images", []):
+                if image.get("type") == "output":
+                    paths.append(self.output_dir / image.get("subfolder", "") / image["filename"])
+        return paths
