@@ -110,6 +110,8 @@ def sample_ssdiff(model: Callable[..., torch.Tensor], x: torch.Tensor, sigmas: t
 
     for i in range(len(levels) - 1):
         sigma, sigma_prev = levels[i], levels[i + 1]
+        if sigma <= 0:  # a grid may end in several zeros: nothing is left to denoise
+            continue
         step = ddpm.transition(sigma, sigma_prev, _sigma_above(levels, i, discrete_sigmas))
         timestep = timestep_of_sigma(sigma, discrete_sigmas)
         when = StepTime(round(timestep) if guidance.reference_compat else timestep,

@@ -18,8 +18,6 @@ REPO = Path(__file__).resolve().parent.parent
 HOST = Path(os.environ.get("SSDIFF_HOST", REPO / ".host" / "ComfyUI")).resolve()
 GOLDEN = Path(__file__).resolve().parent / "fixtures" / "golden"
 
-if not (HOST / "main.py").exists():
-    raise pytest.UsageError(f"no ComfyUI host at {HOST}: run scripts/setup_host.sh first")
 # The host first (its `nodes` module must win over this pack's `nodes` package), the repo last
 # (for `ssdiff_core` and `models` in tests that need no host), then the helpers.
 sys.path.insert(0, str(HOST))
@@ -29,6 +27,11 @@ sys.path.append(str(REPO / "scripts"))
 
 from headless import ComfyServer  # noqa: E402
 from tiny_models import save_face_ddpm, tiny_face_unet  # noqa: E402
+
+
+def require_host() -> None:
+    if not (HOST / "main.py").exists():
+        pytest.fail(f"no ComfyUI host at {HOST}: run scripts/setup_host.sh first", pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -46,6 +49,7 @@ def models_root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def comfy(models_root):
     """ComfyUI 0.3.75 in-process on the CPU, with the custom nodes loaded; returns `nodes`."""
+    require_host()
     import comfy.options  # noqa: F401  (as main.py: before cli_args is read)
     from comfy.cli_args import args
     args.cpu = True
@@ -72,5 +76,6 @@ def pack(comfy):
 @pytest.fixture(scope="session")
 def server(models_root, tmp_path_factory):
     """`main.py --cpu` on a free loopback port, reading the shared models folder."""
+    require_host()
     with ComfyServer(HOST, tmp_path_factory.mktemp("server"), models_root) as running:
         yield running

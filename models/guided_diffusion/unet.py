@@ -72,13 +72,14 @@ class FaceUNetConfig:
 
 
 class GroupNorm32(nn.GroupNorm):
-    """GroupNorm over 32 groups, computed in float32 whatever the activations' dtype."""
+    """GroupNorm over 32 groups, computed in float32 whatever the activations' and weights' dtype."""
 
     def __init__(self, channels: int):
         super().__init__(32, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x.float()).type(x.dtype)
+        return F.group_norm(x.float(), self.num_groups, self.weight.float(), self.bias.float(),
+                            self.eps).type(x.dtype)
 
 
 def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
