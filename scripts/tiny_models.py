@@ -1,4 +1,5 @@
-"""Tiny randomly initialised networks of the real architectures, saved as real checkpoints."""
+"""Tiny randomly initialised networks of the real architectures, saved as real checkpoints:
+the test suite's models, and the main job's plumbing check when no real checkpoint is installed."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,0 +1,117 @@
+"""The README's main job: runs a shipped workflow headless on a bundled sample and writes the
+outputs. Usage (from the repo root, after scripts/setup_host.sh):
+
+    .venv/bin/python scripts/run_main_job.py [--workflow W] [--inputs DIR] [--output DIR] [--steps N]
+
+The face DDPM is looked up in the host's models/ssdiff (and --models-dir, laid out like ComfyUI's
+models/). Without it, the job says so and runs a tiny random network instead: the output then only
+shows that the plumbing works and is named plumbing_check_*, never a restoration.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.append(str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))
+
+from headless import ComfyServer  # noqa: E402
+from tiny_models import save_face_ddpm, tiny_face_unet  # noqa: E402
+
+DEFAULT_HOST = Path(os.environ.get("SSDIFF_HOST", REPO / ".host" / "ComfyUI"))
+
+
+def unused_path(path: Path, overwrite: bool) -> Path:
+    if overwrite or not path.exists():
+        return path
+    for index in range(1, 10000):
+        candidate = path.with_name(f"{path.stem}_{index}{path.suffix}")
+        if not candidate.exists():
+            return candidate
+    raise FileExistsError(path)
+
+
+def copy_atomically(source: Path, target: Path) -> None:
+    """Writes a temporary file beside the target, then renames it: no half-written image."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    os.close(handle)
+    try:
+        shutil.copyfile(source, temporary)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def checkpoint_names(prompt: dict) -> list[str]:
+    return [node["inputs"]["ckpt_name"] for node in prompt.values()
+            if node["class_type"] == "SSDiffFaceDiffusionLoader"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workflow", type=Path, default=REPO / "workflows" / "aligned_face_restoration_api.json")
+    parser.add_argument("--inputs", type=Path, default=REPO / "assets" / "sample",
+                        help="folder whose images the workflow's LoadImage nodes name")
+    parser.add_argument("--output", type=Path, default=REPO / "output")
+    parser.add_argument("--models-dir", type=Path, help="an extra models folder (with ssdiff/ inside)")
+    parser.add_argument("--steps", type=int, help="override every sampler's step count")
+    parser.add_argument("--host", type=Path, default=DEFAULT_HOST, help="the ComfyUI root")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    options = parser.parse_args()
+
+    prompt = json.loads(options.workflow.read_text())
+    search = [options.host / "models" / "ssdiff"] + ([options.models_dir / "ssdiff"] if options.models_dir else [])
+    missing = [name for name in checkpoint_names(prompt) if not any((folder / name).exists() for folder in search)]
+    plumbing_check = bool(missing)
+
+    with tempfile.TemporaryDirectory(prefix="ssdiff-job-") as work:
+        models_root = options.models_dir
+        if plumbing_check:
+            print(f"No face DDPM checkpoint {', '.join(missing)} in {', '.join(map(str, search))}.\n"
+                  "Running a tiny RANDOM network instead: the output only checks the plumbing and is "
+                  "NOT a restoration. Put iddpm_ffhq512_ema500000.pth into models/ssdiff for real results.")
+            models_root = Path(work) / "models"
+            (models_root / "ssdiff").mkdir(parents=True)
+            save_face_ddpm(tiny_face_unet(seed=0), models_root / "ssdiff" / "plumbing_check_ddpm.pth")
+            for node in prompt.values():
+                if node["class_type"] == "SSDiffFaceDiffusionLoader":
+                    node["inputs"]["ckpt_name"] = "plumbing_check_ddpm.pth"
+        steps = options.steps or (10 if plumbing_check else None)
+        for node in prompt.values():
+            if steps and "steps" in node["inputs"]:
+                node["inputs"]["steps"] = steps
+
+        with ComfyServer(options.host, Path(work) / "server", models_root) as server:
+            for image in options.inputs.iterdir():
+                if image.is_file():
+                    shutil.copy(image, server.input_dir / image.name)
+            print(f"Running {options.workflow.name} on {options.inputs} (ComfyUI at {server.url}) ...")
+            try:
+                entry = server.run(prompt, timeout=6 * 3600)
+            except Exception:
+                print(server.log_text()[-4000:], file=sys.stderr)
+                raise
+            written = []
+            for image in server.output_images(entry):
+                name = Path(image).name
+                if plumbing_check:
+                    name = f"plumbing_check_{name}"
+                target = unused_path(options.output / name, options.overwrite)
+                copy_atomically(image, target)
+                written.append(target)
+    print("Wrote:\n" + "\n".join(f"  {path}" for path in written))
+    if plumbing_check:
+        print("(plumbing check with random weights: not a restoration)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
