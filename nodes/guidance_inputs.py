@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
-from ..ssdiff_core import images
+from ..ssdiff_core import host, images
 from ..ssdiff_core.guidance import PseudoReferenceGuidance, SelectiveGuidance
 from ..ssdiff_core.masks import selective_masks
 from ..ssdiff_core.schedule import RepeatWindow
@@ -25,6 +25,13 @@ def repeat_inputs() -> list[io.Input]:
         io.Float.Input("s_end", default=0.7, min=0.0, max=1.0, step=0.01,
                        tooltip="lower end of the repeat window, as a fraction of the schedule"),
     ]
+
+
+def base_sampler_input() -> io.Input:
+    return io.Combo.Input(
+        "base_sampler", options=list(host.BASE_SAMPLERS), default=host.LEARNED_VARIANCE_DDPM,
+        tooltip="the step the guidance corrects: SSDiff's ancestral DDPM step with the model's "
+                "learned variance (the paper), or a single-step ComfyUI sampler")
 
 
 def compat_input() -> io.Input:
@@ -47,6 +54,7 @@ def pseudo_reference_inputs() -> list[io.Input]:
         io.Float.Input("scale", default=0.001, min=0.0, max=1.0, step=0.0001,
                        tooltip="s1: guidance step relative to the sampler's own step"),
         *repeat_inputs(),
+        base_sampler_input(),
         compat_input(),
     ]
 
@@ -70,6 +78,7 @@ def selective_inputs() -> list[io.Input]:
         io.Float.Input("reference_weight", default=100.0, min=0.0, max=10000.0, step=1.0),
         io.Float.Input("colour_weight", default=20.0, min=0.0, max=1000.0, step=0.1),
         *repeat_inputs(),
+        base_sampler_input(),
         compat_input(),
     ]
 

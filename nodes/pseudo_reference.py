@@ -32,13 +32,13 @@ class SSDiffPseudoReference(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, image: torch.Tensor, scale: float, repeats: int, s_start: float,
-                s_end: float, reference_compat: bool, seed: int, steps: int,
+                s_end: float, base_sampler: str, reference_compat: bool, seed: int, steps: int,
                 scratch_mask: torch.Tensor | None = None) -> io.NodeOutput:
         guidance = guidance_inputs.pseudo_reference_guidance(
             image, scale, repeats, s_start, s_end, reference_compat, scratch_mask,
             pad_multiple=host.downsampling_factor(model))
         height, width = image.shape[1:3]
-        sample = host.sample_guided(model, guidance, tuple(guidance.degraded.shape), seed, steps)
+        sample = host.sample_guided(model, guidance, tuple(guidance.degraded.shape), seed, steps, base_sampler)
         return io.NodeOutput(images.model_to_image(sample[..., :height, :width]))
 
 
@@ -61,7 +61,8 @@ class SSDiffPseudoReferenceSampler(io.ComfyNode):
 
     @classmethod
     def execute(cls, image: torch.Tensor, scale: float, repeats: int, s_start: float, s_end: float,
-                reference_compat: bool, scratch_mask: torch.Tensor | None = None) -> io.NodeOutput:
+                base_sampler: str, reference_compat: bool,
+                scratch_mask: torch.Tensor | None = None) -> io.NodeOutput:
         guidance = guidance_inputs.pseudo_reference_guidance(
             image, scale, repeats, s_start, s_end, reference_compat, scratch_mask)
-        return io.NodeOutput(host.guided_sampler(guidance))
+        return io.NodeOutput(host.guided_sampler(guidance, base_sampler))

@@ -36,7 +36,7 @@ class SSDiffSampler(io.ComfyNode):
     def execute(cls, model, image: torch.Tensor, coarse_restoration: torch.Tensor,
                 pseudo_reference: torch.Tensor, t1: float, scale: float, structure_weight: float,
                 reference_weight: float, colour_weight: float, repeats: int, s_start: float,
-                s_end: float, reference_compat: bool, seed: int, steps: int,
+                s_end: float, base_sampler: str, reference_compat: bool, seed: int, steps: int,
                 scratch_mask: torch.Tensor | None = None, parsing: torch.Tensor | None = None,
                 colour_reference: torch.Tensor | None = None) -> io.NodeOutput:
         guidance = guidance_inputs.selective_guidance(
@@ -44,7 +44,7 @@ class SSDiffSampler(io.ComfyNode):
             reference_weight, colour_weight, repeats, s_start, s_end, reference_compat,
             scratch_mask, parsing, colour_reference, pad_multiple=host.downsampling_factor(model))
         height, width = image.shape[1:3]
-        sample = host.sample_guided(model, guidance, tuple(guidance.coarse.shape), seed, steps)
+        sample = host.sample_guided(model, guidance, tuple(guidance.coarse.shape), seed, steps, base_sampler)
         return io.NodeOutput(images.model_to_image(sample[..., :height, :width]))
 
 
@@ -70,11 +70,12 @@ class SSDiffSelectiveSampler(io.ComfyNode):
     def execute(cls, image: torch.Tensor, coarse_restoration: torch.Tensor,
                 pseudo_reference: torch.Tensor, t1: float, scale: float, structure_weight: float,
                 reference_weight: float, colour_weight: float, repeats: int, s_start: float,
-                s_end: float, reference_compat: bool, scratch_mask: torch.Tensor | None = None,
+                s_end: float, base_sampler: str, reference_compat: bool,
+                scratch_mask: torch.Tensor | None = None,
                 parsing: torch.Tensor | None = None,
                 colour_reference: torch.Tensor | None = None) -> io.NodeOutput:
         guidance = guidance_inputs.selective_guidance(
             image, coarse_restoration, pseudo_reference, t1, scale, structure_weight,
             reference_weight, colour_weight, repeats, s_start, s_end, reference_compat,
             scratch_mask, parsing, colour_reference)
-        return io.NodeOutput(host.guided_sampler(guidance))
+        return io.NodeOutput(host.guided_sampler(guidance, base_sampler))

@@ -8,6 +8,7 @@ import os
 
 import torch
 
+import comfy.k_diffusion.sampling as k_diffusion_sampling
 import comfy.latent_formats
 import comfy.ldm.modules.diffusionmodules.util as diffusion_util
 import comfy.model_base
@@ -22,7 +23,7 @@ import folder_paths
 import latent_preview
 
 from ..models.guided_diffusion import FaceUNet, FaceUNetConfig
-from .sampler import VARIANCE_SINK_KEY, Guidance, ItemNoise, sample_ssdiff
+from .sampler import VARIANCE_SINK_KEY, Guidance, ItemNoise, StepFunction, sample_ssdiff
 from .schedule import respaced_sigmas
 
 SSDIFF_FOLDER = "ssdiff"
@@ -165,17 +166,43 @@ def schedule_sigmas(base_model: comfy.model_base.BaseModel) -> torch.Tensor:
     return stored.double()
 
 
+LEARNED_VARIANCE_DDPM = "ddpm_learned_variance"
+SINGLE_STEP_SAMPLERS = ("euler", "euler_ancestral", "heun", "dpm_2", "dpm_2_ancestral", "dpmpp_2s_ancestral")
+"""ComfyUI samplers that need no state across steps: the guidance correction can follow each of
+their steps. Multistep samplers (dpmpp_2m, lms, ...) would lose their history."""
+BASE_SAMPLERS = (LEARNED_VARIANCE_DDPM, *SINGLE_STEP_SAMPLERS)
+
+
+def base_step(name: str) -> StepFunction | None:
+    """One step of a ComfyUI sampler between two noise levels; None for SSDiff's own DDPM step."""
+    if name == LEARNED_VARIANCE_DDPM:
+        return None
+    if name not in SINGLE_STEP_SAMPLERS:
+        raise ValueError(f"base sampler '{name}' is not one of {', '.join(BASE_SAMPLERS)}")
+    function = getattr(k_diffusion_sampling, f"sample_{name}")
+    ancestral = "ancestral" in name
+
+    def step(model, x, sigma_pair, extra_args, draw_noise):
+        noise = {"noise_sampler": lambda sigma, sigma_next: draw_noise()} if ancestral else {}
+        return function(model, x, sigma_pair, extra_args=extra_args, disable=True, **noise)
+    return step
+
+
 def _host_sampler_function(model, x, sigmas, extra_args=None, callback=None, disable=None,
-                           guidance: Guidance | None = None, step_noise: ItemNoise | None = None):
+                           guidance: Guidance | None = None, base_sampler: str = LEARNED_VARIANCE_DDPM,
+                           step_noise: ItemNoise | None = None):
     return sample_ssdiff(model, x, sigmas, extra_args, callback, disable, guidance=guidance,
                          discrete_sigmas=schedule_sigmas(model.inner_model.inner_model),
-                         step_noise=step_noise,
+                         step_noise=step_noise, base_step=base_step(base_sampler),
                          interrupt=comfy.model_management.throw_exception_if_processing_interrupted)
 
 
-def guided_sampler(guidance: Guidance) -> comfy.samplers.KSAMPLER:
-    """A SAMPLER for SamplerCustom / SamplerCustomAdvanced that runs SSDiff's guided steps."""
-    return comfy.samplers.KSAMPLER(_host_sampler_function, extra_options={"guidance": guidance})
+def guided_sampler(guidance: Guidance, base_sampler: str = LEARNED_VARIANCE_DDPM) -> comfy.samplers.KSAMPLER:
+    """A SAMPLER for SamplerCustom / SamplerCustomAdvanced that runs SSDiff's guided steps on top
+    of SSDiff's learned-variance DDPM step or of a single-step ComfyUI sampler."""
+    base_step(base_sampler)  # refuse an unknown name now, not mid-sampling
+    return comfy.samplers.KSAMPLER(_host_sampler_function,
+                                   extra_options={"guidance": guidance, "base_sampler": base_sampler})
 
 
 def downsampling_factor(model: comfy.model_patcher.ModelPatcher) -> int:
@@ -184,14 +211,14 @@ def downsampling_factor(model: comfy.model_patcher.ModelPatcher) -> int:
 
 
 def sample_guided(model: comfy.model_patcher.ModelPatcher, guidance: Guidance, shape: tuple[int, ...],
-                  seed: int, steps: int) -> torch.Tensor:
+                  seed: int, steps: int, base_sampler: str = LEARNED_VARIANCE_DDPM) -> torch.Tensor:
     """Samples `shape` (B x 3 x H x W) from pure noise over `steps` respaced DDPM steps; item i of
     the batch uses seed + i. Returns B x 3 x H x W in [-1, 1]."""
     sigmas = respaced_sigmas(steps, schedule_sigmas(model.model))
     noise = ItemNoise(seed, shape).draw()
     callback = latent_preview.prepare_callback(model, len(sigmas) - 1)
     samples = comfy.sample.sample_custom(
-        model, noise, 1.0, guided_sampler(guidance), sigmas, empty_conditioning(), empty_conditioning(),
+        model, noise, 1.0, guided_sampler(guidance, base_sampler), sigmas, empty_conditioning(), empty_conditioning(),
         torch.zeros(shape), callback=callback, disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED,
         seed=seed)
     return samples.clamp(-1, 1)

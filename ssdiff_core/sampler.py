@@ -1,6 +1,7 @@
-"""The SSDiff guided sampler: ancestral DDPM steps with the learned variance, each followed by
-the normalised guidance correction. A k-diffusion-style function, as ComfyUI's KSAMPLER expects:
-`model(x, sigma, **extra_args)` returns the x0 estimate of the scaled state x = x_t sqrt(1+sigma^2).
+"""The SSDiff guided sampler: ancestral DDPM steps with the learned variance (or the step of
+another single-step sampler), each followed by the normalised guidance correction. A
+k-diffusion-style function, as ComfyUI's KSAMPLER expects: `model(x, sigma, **extra_args)` returns
+the x0 estimate of the scaled state x = x_t sqrt(1+sigma^2).
 """
 from __future__ import annotations
 
@@ -50,6 +51,29 @@ class ItemNoise:
         return noise.to(device=device, dtype=dtype)
 
 
+class CapturingModel:
+    """Wraps a k-diffusion model and keeps the x0 estimate of its first call; other attributes
+    pass through (ComfyUI's samplers look at model.inner_model)."""
+
+    def __init__(self, model: Callable[..., torch.Tensor]):
+        self.model = model
+        self.first_denoised: torch.Tensor | None = None
+
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor, **kwargs) -> torch.Tensor:
+        denoised = self.model(x, sigma, **kwargs)
+        if self.first_denoised is None:
+            self.first_denoised = denoised
+        return denoised
+
+    def __getattr__(self, name: str):
+        return getattr(self.model, name)
+
+
+StepFunction = Callable[[CapturingModel, torch.Tensor, torch.Tensor, dict, Callable[[], torch.Tensor]], torch.Tensor]
+"""(model, x, [sigma, sigma_next], extra_args, draw_noise) -> x at sigma_next, k-diffusion units:
+one step of another sampler, in place of the learned-variance DDPM step."""
+
+
 class GuidanceRun(Protocol):
     def gradient(self, x0h: torch.Tensor, when: StepTime) -> torch.Tensor: ...
     def correction_rule(self, repeat_index: int) -> tuple[bool, bool]: ...
@@ -69,8 +93,8 @@ class StepRecord:
     x_t: torch.Tensor
     model_output: torch.Tensor | None
     x0h: torch.Tensor
-    mean: torch.Tensor
-    log_variance: torch.Tensor
+    mean: torch.Tensor | None
+    log_variance: torch.Tensor | None
     x_unguided: torch.Tensor
     gradient: torch.Tensor
     k: torch.Tensor
@@ -84,16 +108,34 @@ def _sigma_above(sigmas: list[float], index: int, discrete_sigmas: torch.Tensor)
     return float(above.min()) if len(above) else None
 
 
+def _ddpm_step(model, x_t: torch.Tensor, step: ddpm.Transition, s_in: torch.Tensor, extra_args: dict,
+               sink: VarianceSink, step_noise: ItemNoise):
+    """The ancestral DDPM step; learned variance where the model gives its variance channels."""
+    denoised = model(ddpm.k_diffusion_from_vp(x_t, step.sigma), step.sigma * s_in, **extra_args)
+    model_output = sink.take()
+    x0h = denoised.clamp(-1, 1)
+    channels = x_t.shape[1]
+    if model_output is not None and model_output.shape[1] == 2 * channels:
+        log_variance = ddpm.learned_log_variance(step, model_output[:, channels:].float())
+    else:
+        log_variance = ddpm.fixed_log_variance(step, x0h)
+    mean = ddpm.posterior_mean(step, x0h, x_t)
+    z = step_noise.draw(x_t.device, x_t.dtype)
+    x_unguided = mean if step.is_last else mean + torch.exp(0.5 * log_variance) * z
+    return x0h, mean, log_variance, x_unguided, model_output
+
+
 def sample_ssdiff(model: Callable[..., torch.Tensor], x: torch.Tensor, sigmas: torch.Tensor,
                   extra_args: dict | None = None, callback: Callable[[dict], None] | None = None,
                   disable: bool | None = None, *, guidance: Guidance, discrete_sigmas: torch.Tensor,
-                  step_noise: ItemNoise | None = None,
+                  step_noise: ItemNoise | None = None, base_step: StepFunction | None = None,
                   interrupt: Callable[[], None] | None = None) -> torch.Tensor:
     """Runs the guided reverse process over `sigmas` (descending, ending with 0).
 
     discrete_sigmas: the model's noise level per DDPM index, float64 where known (maps steps to
-    the original schedule). step_noise: the per-step noise (default: ItemNoise of extra_args' seed, after the
-    draw that made the initial noise). interrupt: called before every model evaluation.
+    the original schedule). step_noise: the per-step noise (default: ItemNoise of extra_args'
+    seed, after the draw that made the initial noise). base_step: another sampler's step in
+    place of the learned-variance DDPM step. interrupt: called before every guided step.
     """
     extra_args = dict(extra_args or {})
     sink = VarianceSink()
@@ -120,16 +162,16 @@ def sample_ssdiff(model: Callable[..., torch.Tensor], x: torch.Tensor, sigmas: t
         for repeat_index in range(guidance.repeat.repeats_at(when.timestep, num_timesteps)):
             if interrupt is not None:
                 interrupt()
-            denoised = model(ddpm.k_diffusion_from_vp(x_t, sigma), sigma * s_in, **extra_args)
-            model_output = sink.take()
-            x0h = denoised.clamp(-1, 1)
-            if model_output is not None and model_output.shape[1] == 2 * x.shape[1]:
-                log_variance = ddpm.learned_log_variance(step, model_output[:, x.shape[1]:].float())
+            if base_step is None:
+                x0h, mean, log_variance, x_unguided, model_output = _ddpm_step(
+                    model, x_t, step, s_in, extra_args, sink, step_noise)
             else:
-                log_variance = ddpm.fixed_log_variance(step, x0h)
-            mean = ddpm.posterior_mean(step, x0h, x_t)
-            z = step_noise.draw(x.device, x.dtype)
-            x_unguided = mean if step.is_last else mean + torch.exp(0.5 * log_variance) * z
+                capturing = CapturingModel(model)
+                x_next = base_step(capturing, ddpm.k_diffusion_from_vp(x_t, sigma),
+                                   torch.tensor([sigma, sigma_prev], device=x.device), extra_args,
+                                   lambda: step_noise.draw(x.device, x.dtype))
+                x0h, mean, log_variance = capturing.first_denoised.clamp(-1, 1), None, None
+                x_unguided, model_output = ddpm.vp_from_k_diffusion(x_next, sigma_prev), sink.take()
             gradient = run.gradient(x0h, when)
             per_image, per_channel = run.correction_rule(repeat_index)
             x_prev, k = apply_normalised_correction(x_t, x_unguided, gradient, guidance.scale,
