@@ -83,6 +83,23 @@ def selective_inputs() -> list[io.Input]:
     ]
 
 
+def sampling_inputs() -> list[io.Input]:
+    """Seed and step count of the one-stop nodes."""
+    return [
+        io.Int.Input("seed", default=4321, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
+                     tooltip="use the same seed for both stages; item i of a batch uses seed + i"),
+        io.Int.Input("steps", default=100, min=1, max=1000, tooltip="respaced DDPM steps; the paper uses 1000"),
+    ]
+
+
+def sample_face(model, guidance, image: torch.Tensor, seed: int, steps: int, base_sampler: str) -> torch.Tensor:
+    """Samples at the guidance's (padded) size and returns an IMAGE at `image`'s size."""
+    height, width = image.shape[1:3]
+    sample = host.sample_guided(model, guidance, (image.shape[0], 3, *guidance.sample_size), seed, steps,
+                                base_sampler)
+    return images.model_to_image(sample[..., :height, :width])
+
+
 def _scratch(scratch_mask: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
     if scratch_mask is None:
         return torch.zeros_like(like[:, :1])

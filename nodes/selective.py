@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
-from ..ssdiff_core import host, images
+from ..ssdiff_core import host
 from . import guidance_inputs
 
 
@@ -21,10 +21,7 @@ class SSDiffSampler(io.ComfyNode):
                          "transferred at T1 (built-in masked mean/std transfer). Use the seed of "
                          "SSDiff Pseudo Reference. Item i of a batch uses seed + i."),
             inputs=[io.Model.Input("model"), *guidance_inputs.selective_inputs(),
-                    io.Int.Input("seed", default=4321, min=0, max=0xFFFFFFFFFFFFFFFF,
-                                 control_after_generate=True),
-                    io.Int.Input("steps", default=100, min=1, max=1000,
-                                 tooltip="respaced DDPM steps; the paper uses 1000")],
+                    *guidance_inputs.sampling_inputs()],
             outputs=[io.Image.Output(display_name="restored")],
         )
 
@@ -43,9 +40,7 @@ class SSDiffSampler(io.ComfyNode):
             image, coarse_restoration, pseudo_reference, t1, scale, structure_weight,
             reference_weight, colour_weight, repeats, s_start, s_end, reference_compat,
             scratch_mask, parsing, colour_reference, pad_multiple=host.downsampling_factor(model))
-        height, width = image.shape[1:3]
-        sample = host.sample_guided(model, guidance, tuple(guidance.coarse.shape), seed, steps, base_sampler)
-        return io.NodeOutput(images.model_to_image(sample[..., :height, :width]))
+        return io.NodeOutput(guidance_inputs.sample_face(model, guidance, image, seed, steps, base_sampler))
 
 
 class SSDiffSelectiveSampler(io.ComfyNode):

@@ -56,6 +56,10 @@ class PseudoReferenceGuidance:
     repeat: RepeatWindow = field(default_factory=RepeatWindow)
     reference_compat: bool = False
 
+    @property
+    def sample_size(self) -> tuple[int, int]:
+        return tuple(self.degraded.shape[-2:])
+
     def start(self, sample: torch.Tensor) -> "PseudoReferenceRun":
         for tensor, name in ((self.degraded, "degraded image"), (self.scratch, "scratch mask")):
             _check_size(tensor, sample, name)
@@ -115,6 +119,10 @@ class SelectiveGuidance:
     def __post_init__(self) -> None:
         if not 0.0 < self.t1 < 1.0:
             raise ValueError(f"T1 is a fraction of the schedule and must lie in (0, 1), got {self.t1}")
+
+    @property
+    def sample_size(self) -> tuple[int, int]:
+        return tuple(self.coarse.shape[-2:])
 
     def start(self, sample: torch.Tensor) -> "SelectiveRun":
         batch = sample.shape[0]
