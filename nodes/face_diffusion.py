@@ -1,7 +1,6 @@
 """Loading the face DDPM as a ComfyUI MODEL, and the empty conditioning its samplers need."""
 from __future__ import annotations
 
-import folder_paths
 from comfy_api.latest import io
 
 from ..ssdiff_core import host
@@ -15,13 +14,13 @@ class SSDiffFaceDiffusionLoader(io.ComfyNode):
             display_name="SSDiff Face Diffusion Loader",
             category="SSDiff",
             description=("Loads the pixel-space face DDPM (guided-diffusion UNet, e.g. "
-                         f"{host.FACE_DDPM_FILE}) from models/{host.SSDIFF_FOLDER}. The MODEL works "
+                         f"{host.FACE_DDPM.expected}) from models/{host.SSDIFF_FOLDER}. The MODEL works "
                          "with KSampler and SamplerCustom (use SSDiff Unconditional for positive/"
                          "negative); the VAE is ComfyUI's pixel-space VAE, for VAEEncode/VAEDecode."),
             inputs=[
-                io.Combo.Input("ckpt_name", options=folder_paths.get_filename_list(host.SSDIFF_FOLDER),
-                               tooltip=f"A file in models/{host.SSDIFF_FOLDER}: {host.FACE_DDPM_FILE} "
-                                       f"from {host.FACE_DDPM_SOURCE}"),
+                io.Combo.Input("ckpt_name", options=host.FACE_DDPM.choices(),
+                               tooltip=f"A file in models/{host.SSDIFF_FOLDER}: {host.FACE_DDPM.expected} "
+                                       f"from {host.FACE_DDPM.source}"),
                 io.Combo.Input("weight_dtype", options=list(host.WEIGHT_DTYPES), default="fp32",
                                tooltip="fp32 as in the paper; bf16 halves memory and is faster on GPUs"),
             ],
@@ -31,7 +30,7 @@ class SSDiffFaceDiffusionLoader(io.ComfyNode):
     @classmethod
     def validate_inputs(cls, ckpt_name: str) -> bool | str:
         try:
-            host.face_ddpm_path(ckpt_name)
+            host.model_path(host.FACE_DDPM, ckpt_name)
         except host.CheckpointError as error:
             return str(error)
         return True

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 
 import torch
 
@@ -27,21 +28,84 @@ from .sampler import VARIANCE_SINK_KEY, Guidance, ItemNoise, StepFunction, sampl
 from .schedule import respaced_sigmas
 
 SSDIFF_FOLDER = "ssdiff"
-FACE_DDPM_FILE = "iddpm_ffhq512_ema500000.pth"
-FACE_DDPM_SOURCE = ("https://github.com/zsyOAOA/DifFace/releases/download/V1.0/"
-                    "iddpm_ffhq512_ema500000.pth (or the SSDiff / PGDiff Google Drive links)")
+FACE_DETECTION_FOLDER = "facedetection"
+FACE_RESTORE_FOLDER = "facerestore_models"
+MODEL_FOLDERS = (SSDIFF_FOLDER, FACE_DETECTION_FOLDER, FACE_RESTORE_FOLDER)
+"""models/ssdiff for the method's own files; the other two are the folders ComfyUI's face packs
+(ReActor, facerestore_cf) already use, so users' existing files are found."""
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """A kind of checkpoint a loader reads: where it lives and where users get it."""
+    what: str
+    folders: tuple[str, ...]
+    expected: str
+    source: str
+
+    def choices(self) -> list[str]:
+        return sorted({name for folder in self.folders for name in folder_paths.get_filename_list(folder)})
+
+
+FACE_DDPM = ModelFile(
+    "guided-diffusion face DDPM checkpoint", (SSDIFF_FOLDER,), "iddpm_ffhq512_ema500000.pth",
+    "https://github.com/zsyOAOA/DifFace/releases/download/V1.0/iddpm_ffhq512_ema500000.pth "
+    "(or the SSDiff / PGDiff Google Drive links)")
 FACE_DDPM_MARKER_KEYS = ("time_embed.0.weight", "input_blocks.0.0.weight", "out.2.weight")
 
 WEIGHT_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def register_model_folders() -> None:
-    """Adds models/ssdiff (keeping any paths users registered, e.g. in extra_model_paths.yaml)."""
-    default = os.path.join(folder_paths.models_dir, SSDIFF_FOLDER)
-    paths = list(folder_paths.folder_names_and_paths.get(SSDIFF_FOLDER, ([], set()))[0])
-    if default not in paths:
-        paths.insert(0, default)
-    folder_paths.folder_names_and_paths[SSDIFF_FOLDER] = (paths, set(folder_paths.supported_pt_extensions))
+    """Adds models/<folder> for each of MODEL_FOLDERS, keeping any paths already registered (by
+    extra_model_paths.yaml or another pack) and accepting the usual checkpoint extensions."""
+    for folder in MODEL_FOLDERS:
+        default = os.path.join(folder_paths.models_dir, folder)
+        paths = list(folder_paths.folder_names_and_paths.get(folder, ([], set()))[0])
+        if default not in paths:
+            paths.insert(0, default)
+        folder_paths.folder_names_and_paths[folder] = (paths, set(folder_paths.supported_pt_extensions))
+
+
+class CheckpointError(ValueError):
+    """A model file that is missing or is not what the loader expects."""
+
+
+def model_path(kind: ModelFile, name: str) -> str:
+    """The full path of `name` in the kind's folders; refuses names that leave them."""
+    if os.path.isabs(name) or ".." in name.replace("\\", "/").split("/"):
+        raise CheckpointError(f"{kind.what} name '{name}' must be a file inside "
+                              f"models/{kind.folders[0]}, not a path out of it")
+    for folder in kind.folders:
+        path = folder_paths.get_full_path(folder, name)
+        if path is not None:
+            return path
+    folders = ", ".join(path for folder in kind.folders for path in folder_paths.get_folder_paths(folder))
+    raise CheckpointError(f"{kind.what} '{name}' not found in {folders}. Put {kind.expected} there; "
+                          f"get it from {kind.source}")
+
+
+def read_state_dict(kind: ModelFile, path: str, marker_keys: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
+    """Reads a checkpoint without running pickled code, unwraps the usual containers, strips a
+    'module.' prefix and checks that the architecture's marker keys are there."""
+    try:
+        state_dict = comfy.utils.load_torch_file(path, safe_load=True)
+    except Exception as error:
+        raise CheckpointError(f"could not read '{path}' as a {kind.what} ({type(error).__name__}: "
+                              f"{error}). Expected {kind.expected} from {kind.source}") from error
+    for container in ("params_ema", "params", "state_dict", "model_state", "model", "net"):
+        if isinstance(state_dict.get(container), dict):
+            state_dict = state_dict[container]
+            break
+    state_dict = {key.removeprefix("module."): value for key, value in state_dict.items()
+                  if isinstance(value, torch.Tensor)}
+    missing = [key for key in marker_keys if key not in state_dict]
+    if missing:
+        found = ", ".join(list(state_dict)[:4]) or "no tensors"
+        raise CheckpointError(f"'{os.path.basename(path)}' is not a {kind.what} (it lacks "
+                              f"{', '.join(missing)}; found {found}, ...). Expected {kind.expected} "
+                              f"from {kind.source}")
+    return state_dict
 
 
 class FacePixelFormat(comfy.latent_formats.LatentFormat):
@@ -79,37 +143,6 @@ class HostFaceUNet(FaceUNet):
         return output[:, : self.config.in_channels]
 
 
-class CheckpointError(ValueError):
-    """A model file that is missing or is not what the loader expects."""
-
-
-def face_ddpm_path(name: str) -> str:
-    path = folder_paths.get_full_path(SSDIFF_FOLDER, name)
-    if path is None:
-        folders = ", ".join(folder_paths.get_folder_paths(SSDIFF_FOLDER))
-        raise CheckpointError(f"face diffusion checkpoint '{name}' not found in {folders}. Put "
-                              f"{FACE_DDPM_FILE} there; get it from {FACE_DDPM_SOURCE}")
-    return path
-
-
-def face_ddpm_state_dict(path: str) -> dict[str, torch.Tensor]:
-    """Reads a checkpoint without running pickled code and strips the 'module.' prefix."""
-    try:
-        state_dict = comfy.utils.load_torch_file(path, safe_load=True)
-    except Exception as error:
-        raise CheckpointError(f"could not read '{path}' as a face diffusion checkpoint "
-                              f"({type(error).__name__}: {error}). Expected {FACE_DDPM_FILE} "
-                              f"from {FACE_DDPM_SOURCE}") from error
-    state_dict = {key.removeprefix("module."): value for key, value in state_dict.items()}
-    missing = [key for key in FACE_DDPM_MARKER_KEYS if key not in state_dict]
-    if missing:
-        found = ", ".join(list(state_dict)[:4]) or "no tensors"
-        raise CheckpointError(f"'{os.path.basename(path)}' is not a guided-diffusion face DDPM "
-                              f"(it lacks {', '.join(missing)}; found {found}, ...). Expected "
-                              f"{FACE_DDPM_FILE} from {FACE_DDPM_SOURCE}")
-    return state_dict
-
-
 def build_face_unet(state_dict: dict[str, torch.Tensor]) -> HostFaceUNet:
     config = FaceUNetConfig.from_state_dict(state_dict)
     with torch.device("meta"):
@@ -133,8 +166,8 @@ def face_ddpm_model(unet: HostFaceUNet, weight_dtype: torch.dtype = torch.float3
 
 
 def load_face_ddpm(name: str, weight_dtype: str = "fp32") -> comfy.model_patcher.ModelPatcher:
-    path = face_ddpm_path(name)
-    unet = build_face_unet(face_ddpm_state_dict(path))
+    path = model_path(FACE_DDPM, name)
+    unet = build_face_unet(read_state_dict(FACE_DDPM, path, FACE_DDPM_MARKER_KEYS))
     logging.info("SSDiff: loaded face DDPM %s (%s)", os.path.basename(path), unet.config)
     return face_ddpm_model(unet, WEIGHT_DTYPES[weight_dtype])
 
