@@ -4,6 +4,7 @@ from __future__ import annotations
 from comfy_api.latest import ComfyExtension, io
 
 from .face_diffusion import SSDiffFaceDiffusionLoader, SSDiffUnconditional
+from .faces import SSDiffFaceCrop, SSDiffFaceDetectorLoader, SSDiffFacePaste
 from .parsing import SSDiffLabelMapToParsing
 from .pseudo_reference import SSDiffPseudoReference, SSDiffPseudoReferenceSampler
 from .selective import SSDiffSampler, SSDiffSelectiveSampler
@@ -16,6 +17,9 @@ NODES: list[type[io.ComfyNode]] = [
     SSDiffPseudoReferenceSampler,
     SSDiffSelectiveSampler,
     SSDiffLabelMapToParsing,
+    SSDiffFaceDetectorLoader,
+    SSDiffFaceCrop,
+    SSDiffFacePaste,
 ]
 
 

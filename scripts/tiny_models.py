@@ -28,3 +28,14 @@ def save_face_ddpm(unet: FaceUNet, path: Path) -> Path:
     else:
         torch.save({f"module.{key}": value for key, value in state_dict.items()}, path)
     return path
+
+
+def save_retinaface_mobile(path: Path, seed: int = 0) -> Path:
+    """facexlib's RetinaFace-MobileNet-0.25 (0.43 M parameters: the real, already tiny network),
+    random weights, saved with the 'module.' prefix of the published files."""
+    from facexlib.detection.retinaface import RetinaFace
+
+    torch.manual_seed(seed)
+    detector = RetinaFace(network_name="mobile0.25", device=torch.device("cpu"))
+    torch.save({f"module.{key}": value for key, value in detector.state_dict().items()}, path)
+    return path

@@ -53,6 +53,11 @@ FACE_DDPM = ModelFile(
     "(or the SSDiff / PGDiff Google Drive links)")
 FACE_DDPM_MARKER_KEYS = ("time_embed.0.weight", "input_blocks.0.0.weight", "out.2.weight")
 
+FACE_DETECTOR = ModelFile(
+    "RetinaFace face detector", (FACE_DETECTION_FOLDER,),
+    "detection_Resnet50_Final.pth (or detection_mobilenet0.25_Final.pth)",
+    "https://github.com/xinntao/facexlib/releases/tag/v0.1.0")
+
 WEIGHT_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -65,6 +70,15 @@ def register_model_folders() -> None:
         if default not in paths:
             paths.insert(0, default)
         folder_paths.folder_names_and_paths[folder] = (paths, set(folder_paths.supported_pt_extensions))
+
+
+def compute_device() -> torch.device:
+    return comfy.model_management.get_torch_device()
+
+
+def check_interrupt() -> None:
+    """Raises ComfyUI's interruption when the user pressed Cancel."""
+    comfy.model_management.throw_exception_if_processing_interrupted()
 
 
 class CheckpointError(ValueError):
@@ -227,7 +241,7 @@ def _host_sampler_function(model, x, sigmas, extra_args=None, callback=None, dis
     return sample_ssdiff(model, x, sigmas, extra_args, callback, disable, guidance=guidance,
                          discrete_sigmas=schedule_sigmas(model.inner_model.inner_model),
                          step_noise=step_noise, base_step=base_step(base_sampler),
-                         interrupt=comfy.model_management.throw_exception_if_processing_interrupted)
+                         interrupt=check_interrupt)
 
 
 def guided_sampler(guidance: Guidance, base_sampler: str = LEARNED_VARIANCE_DDPM) -> comfy.samplers.KSAMPLER:

@@ -17,6 +17,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 HOST = Path(os.environ.get("SSDIFF_HOST", REPO / ".host" / "ComfyUI")).resolve()
 GOLDEN = Path(__file__).resolve().parent / "fixtures" / "golden"
+MODEL_FOLDERS = ("ssdiff", "facedetection", "facerestore_models")
 
 # The host first (its `nodes` module must win over this pack's `nodes` package), the repo last
 # (for `ssdiff_core` and `models` in tests that need no host), then the helpers.
@@ -26,7 +27,7 @@ sys.path.append(str(Path(__file__).resolve().parent))
 sys.path.append(str(REPO / "scripts"))
 
 from headless import ComfyServer  # noqa: E402
-from tiny_models import save_face_ddpm, tiny_face_unet  # noqa: E402
+from tiny_models import save_face_ddpm, save_retinaface_mobile, tiny_face_unet  # noqa: E402
 
 
 def require_host() -> None:
@@ -36,13 +37,15 @@ def require_host() -> None:
 
 @pytest.fixture(scope="session")
 def models_root(tmp_path_factory) -> Path:
-    """A models folder (`ssdiff/` inside) shared by the in-process host and the server."""
+    """A models folder laid out like ComfyUI's, shared by the in-process host and the server."""
     root = tmp_path_factory.mktemp("models")
+    for folder in MODEL_FOLDERS:
+        (root / folder).mkdir()
     ssdiff = root / "ssdiff"
-    ssdiff.mkdir()
     save_face_ddpm(tiny_face_unet(seed=0), ssdiff / "tiny_face_ddpm.pth")
     save_face_ddpm(tiny_face_unet(seed=1), ssdiff / "tiny_face_ddpm.safetensors")
     shutil.copy(GOLDEN / "tiny_unet.pth", ssdiff / "golden_tiny_unet.pth")
+    save_retinaface_mobile(root / "facedetection" / "detection_mobilenet0.25_Final.pth")
     return root
 
 
@@ -59,7 +62,8 @@ def comfy(models_root):
     import nodes
 
     asyncio.run(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))
-    folder_paths.add_model_folder_path("ssdiff", str(models_root / "ssdiff"), is_default=True)
+    for folder in MODEL_FOLDERS:
+        folder_paths.add_model_folder_path(folder, str(models_root / folder), is_default=True)
     assert "SSDiffSampler" in nodes.NODE_CLASS_MAPPINGS, "the pack did not load into ComfyUI"
     return nodes
 

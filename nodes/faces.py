@@ -1,0 +1,98 @@
+"""Whole photos: face detector loading, FaceCrop (align to FFHQ 512) and FacePaste."""
+from __future__ import annotations
+
+import torch
+from comfy_api.latest import io
+
+from ..ssdiff_core import host
+from ..ssdiff_core.face_detection import RETINAFACE_MARKER_KEYS, retinaface_from_state_dict
+from ..ssdiff_core.faces import crop_faces, paste_faces
+
+FaceDetector = io.Custom("SSDIFF_FACE_DETECTOR")
+FaceInfo = io.Custom("SSDIFF_FACE_INFO")
+
+
+class SSDiffFaceDetectorLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="SSDiffFaceDetectorLoader",
+            display_name="SSDiff Face Detector Loader",
+            category="SSDiff/faces",
+            description=f"RetinaFace (facexlib) from models/{host.FACE_DETECTION_FOLDER}: "
+                        f"{host.FACE_DETECTOR.expected}, from {host.FACE_DETECTOR.source}.",
+            inputs=[io.Combo.Input("model_name", options=host.FACE_DETECTOR.choices())],
+            outputs=[FaceDetector.Output(display_name="detector")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, model_name: str) -> bool | str:
+        try:
+            host.model_path(host.FACE_DETECTOR, model_name)
+        except host.CheckpointError as error:
+            return str(error)
+        return True
+
+    @classmethod
+    def execute(cls, model_name: str) -> io.NodeOutput:
+        path = host.model_path(host.FACE_DETECTOR, model_name)
+        state_dict = host.read_state_dict(host.FACE_DETECTOR, path, RETINAFACE_MARKER_KEYS)
+        with torch.inference_mode(False):
+            detector = retinaface_from_state_dict(state_dict, host.compute_device())
+        return io.NodeOutput(detector)
+
+
+class SSDiffFaceCrop(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="SSDiffFaceCrop",
+            display_name="SSDiff Face Crop",
+            category="SSDiff/faces",
+            description=("Finds faces, aligns each to the FFHQ template and crops it (a batch, largest "
+                         "face first). A photo without a face passes through: the crop is the whole "
+                         "photo and SSDiff Face Paste returns the photo unchanged."),
+            inputs=[
+                FaceDetector.Input("detector"),
+                io.Image.Input("image"),
+                io.Int.Input("crop_size", default=512, min=64, max=2048, step=64,
+                             tooltip="512 for the face DDPM"),
+                io.Combo.Input("selection", options=["largest", "all", "index"], default="largest"),
+                io.Int.Input("index", default=0, min=0, max=1000,
+                             tooltip="with selection 'index': which face, counted from the largest"),
+                io.Float.Input("min_eye_distance", default=10.0, min=0.0, max=4096.0, step=1.0,
+                               tooltip="skip faces whose eyes are closer than this many pixels"),
+                io.Float.Input("confidence", default=0.97, min=0.05, max=1.0, step=0.01),
+                io.Mask.Input("mask", optional=True,
+                              tooltip="a mask of the photo (e.g. scratches) to crop alongside the faces"),
+            ],
+            outputs=[io.Image.Output(display_name="faces"), io.Mask.Output(display_name="masks"),
+                     FaceInfo.Output(display_name="face_info")],
+        )
+
+    @classmethod
+    def execute(cls, detector, image: torch.Tensor, crop_size: int, selection: str, index: int,
+                min_eye_distance: float, confidence: float, mask: torch.Tensor | None = None) -> io.NodeOutput:
+        faces, masks, info = crop_faces(detector, image, crop_size, selection, index, min_eye_distance,
+                                        confidence, mask, host.check_interrupt)
+        return io.NodeOutput(faces, masks, info)
+
+
+class SSDiffFacePaste(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="SSDiffFacePaste",
+            display_name="SSDiff Face Paste",
+            category="SSDiff/faces",
+            description="Pastes restored faces back into their photos with a feathered mask; "
+                        "an alpha channel is kept.",
+            inputs=[io.Image.Input("image", tooltip="the photos given to SSDiff Face Crop"),
+                    io.Image.Input("faces", tooltip="the restored crops, in FaceCrop's order"),
+                    FaceInfo.Input("face_info")],
+            outputs=[io.Image.Output()],
+        )
+
+    @classmethod
+    def execute(cls, image: torch.Tensor, faces: torch.Tensor, face_info) -> io.NodeOutput:
+        return io.NodeOutput(paste_faces(image, faces, face_info))

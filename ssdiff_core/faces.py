@@ -1,0 +1,71 @@
+"""Whole photos: find, align and crop faces; paste restored faces back. Works on ComfyUI-layout
+tensors (B x H x W x C in [0, 1]) so that the nodes stay thin."""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import cv2
+import numpy as np
+import torch
+
+from .alignment import (AlignedFace, FaceInfo, alignment_affine, letterbox, paste_face, select_faces,
+                        warp_face)
+from .face_detection import detect_faces
+
+
+def crop_faces(detector, photos: torch.Tensor, crop_size: int = 512, selection: str = "largest",
+               index: int = 0, min_eye_distance: float = 0.0, confidence: float = 0.97,
+               masks: torch.Tensor | None = None,
+               check_interrupt: Callable[[], None] | None = None) -> tuple[torch.Tensor, torch.Tensor, FaceInfo]:
+    """Returns (faces N x S x S x 3, their masks N x S x S, FaceInfo). A photo without a usable
+    face contributes nothing; when no photo has one, the photos themselves are returned,
+    letterboxed to S x S, with an empty FaceInfo (FacePaste then leaves them unchanged)."""
+    crops, mask_crops, aligned = [], [], []
+    sizes = []
+    for image_index, photo in enumerate(photos):
+        if check_interrupt is not None:
+            check_interrupt()
+        rgb = photo[..., :3].float().cpu().numpy() if photo.shape[-1] >= 3 else \
+            np.repeat(photo.float().cpu().numpy(), 3, axis=-1)
+        sizes.append(rgb.shape[:2])
+        mask = None if masks is None else masks[min(image_index, masks.shape[0] - 1)].float().cpu().numpy()
+        if mask is not None and mask.shape != rgb.shape[:2]:
+            logging.warning("SSDiff FaceCrop: mask %s resized to the photo's %s", mask.shape, rgb.shape[:2])
+            mask = cv2.resize(mask, rgb.shape[1::-1], interpolation=cv2.INTER_LINEAR)
+        faces = select_faces(detect_faces(detector, rgb, confidence), selection, index, min_eye_distance)
+        for face in faces:
+            affine = alignment_affine(face.landmarks, crop_size)
+            crops.append(warp_face(rgb, affine, crop_size))
+            mask_crops.append(np.zeros((crop_size, crop_size), np.float32) if mask is None else
+                              cv2.warpAffine(mask, affine, (crop_size, crop_size), flags=cv2.INTER_LINEAR))
+            aligned.append(AlignedFace(image_index, affine, face))
+    info = FaceInfo(crop_size, tuple(sizes), tuple(aligned))
+    if not aligned:
+        logging.warning("SSDiff FaceCrop: no face found (confidence >= %s, eyes >= %s px apart); the "
+                        "photos pass through unchanged", confidence, min_eye_distance)
+        crops = [letterbox(photo[..., :3].float().cpu().numpy(), crop_size) for photo in photos]
+        mask_crops = [np.zeros((crop_size, crop_size), np.float32) for _ in photos]
+    return (torch.from_numpy(np.stack(crops)).clamp(0, 1), torch.from_numpy(np.stack(mask_crops)).clamp(0, 1),
+            info)
+
+
+def paste_faces(photos: torch.Tensor, faces: torch.Tensor, info: FaceInfo) -> torch.Tensor:
+    """Blends each restored face back into its photo; channels beyond RGB (alpha) are kept."""
+    if not info.faces:
+        logging.warning("SSDiff FacePaste: no face was cropped; the photos pass through unchanged")
+        return photos.clone()
+    if faces.shape[0] != len(info.faces):
+        raise ValueError(f"FacePaste got {faces.shape[0]} faces for {len(info.faces)} crops in face_info: "
+                         "connect the faces that came from the same FaceCrop, in order")
+    if photos.shape[0] != len(info.image_sizes):
+        raise ValueError(f"FacePaste got {photos.shape[0]} photos, FaceCrop saw {len(info.image_sizes)}")
+    pasted = [photo.float().cpu().numpy() for photo in photos]
+    for crop, entry in zip(faces, info.faces):
+        face = crop[..., :3].float().cpu().numpy()
+        if pasted[entry.image_index].shape[-1] == 1:
+            face = face.mean(axis=-1, keepdims=True)
+        if face.shape[:2] != (info.crop_size, info.crop_size):
+            face = cv2.resize(face, (info.crop_size, info.crop_size), interpolation=cv2.INTER_LINEAR)
+        pasted[entry.image_index] = paste_face(pasted[entry.image_index], face, entry.affine)
+    return torch.from_numpy(np.stack(pasted)).clamp(0, 1).to(photos.dtype)
