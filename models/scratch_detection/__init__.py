@@ -1,0 +1,3 @@
+from .unet import ScratchUNet, ScratchUNetConfig
+
+__all__ = ["ScratchUNet", "ScratchUNetConfig"]

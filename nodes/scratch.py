@@ -1,0 +1,76 @@
+"""Scratch and breakage masks with the detector of "Bringing Old Photos Back to Life"."""
+from __future__ import annotations
+
+import torch
+from comfy_api.latest import io
+
+from ..models.scratch_detection import ScratchUNet
+from ..ssdiff_core import host
+from ..ssdiff_core.scratch import RESIZE_MODES, detect_scratch_probability, scratch_mask
+from .loading import checkpoint_input, validate_checkpoint
+
+ScratchDetector = io.Custom("SSDIFF_SCRATCH_DETECTOR")
+
+
+class SSDiffScratchDetectorLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="SSDiffScratchDetectorLoader",
+            display_name="SSDiff Scratch Detector Loader",
+            category="SSDiff/scratches",
+            description="The scratch-detection UNet of Bringing Old Photos Back to Life (its "
+                        "published FT_Epoch_latest.pt loads unchanged).",
+            inputs=[checkpoint_input(host.SCRATCH_DETECTOR)],
+            outputs=[ScratchDetector.Output(display_name="detector")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, model_name: str) -> bool | str:
+        return validate_checkpoint(host.SCRATCH_DETECTOR, model_name)
+
+    @classmethod
+    def execute(cls, model_name: str) -> io.NodeOutput:
+        kind = host.SCRATCH_DETECTOR
+        state_dict = host.read_state_dict(kind, host.model_path(kind, model_name))
+        try:
+            network = ScratchUNet.from_state_dict(state_dict)
+        except (ValueError, RuntimeError) as error:
+            raise host.CheckpointError(f"'{model_name}': {error}. Expected {kind.expected} from "
+                                       f"{kind.source}") from error
+        return io.NodeOutput(network.to(host.compute_device()))
+
+
+class SSDiffScratchMask(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="SSDiffScratchMask",
+            display_name="SSDiff Scratch Mask",
+            category="SSDiff/scratches",
+            description=("Detects scratches and breakage (white = damaged) as the original does "
+                         "(grayscale, ~256 px short side, threshold 0.4), then grows the mask and "
+                         "adds or erases hand-painted strokes. Any size; the mask comes back at the "
+                         "image's size."),
+            inputs=[
+                ScratchDetector.Input("detector"),
+                io.Image.Input("image"),
+                io.Float.Input("threshold", default=0.4, min=0.0, max=1.0, step=0.01),
+                io.Int.Input("dilation", default=0, min=0, max=64, tooltip="grow the mask by this many pixels"),
+                io.Combo.Input("resize_mode", options=list(RESIZE_MODES), default="full_size",
+                               tooltip="the original's working size: sides rounded to multiples of 16, "
+                                       "or short side 256"),
+                io.Mask.Input("add_mask", optional=True, tooltip="painted strokes to add to the mask"),
+                io.Mask.Input("erase_mask", optional=True, tooltip="painted strokes to remove from the mask"),
+            ],
+            outputs=[io.Mask.Output(display_name="mask"), io.Mask.Output(display_name="probability")],
+        )
+
+    @classmethod
+    def execute(cls, detector, image: torch.Tensor, threshold: float, dilation: int, resize_mode: str,
+                add_mask: torch.Tensor | None = None, erase_mask: torch.Tensor | None = None) -> io.NodeOutput:
+        rgb = image[..., :3] if image.shape[-1] >= 3 else image.expand(*image.shape[:-1], 3)
+        probability = detect_scratch_probability(detector, rgb.movedim(-1, 1).float(), resize_mode,
+                                                 host.check_interrupt)
+        mask = scratch_mask(probability, threshold, dilation, add_mask, erase_mask)
+        return io.NodeOutput(mask[:, 0], probability[:, 0])
