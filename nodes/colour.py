@@ -1,0 +1,79 @@
+"""Colour transfer: CAP-VSTNet loading and a stand-alone transfer node (also for stylisation)."""
+from __future__ import annotations
+
+import torch
+from comfy_api.latest import io
+
+from ..models.cap_vstnet import RevResNet
+from ..ssdiff_core import host, images
+from ..ssdiff_core.cap_vstnet_transfer import cap_vstnet_colour_transfer
+from ..ssdiff_core.colour_transfer import masked_mean_std_transfer
+from .loading import checkpoint_input, validate_checkpoint
+
+ColourTransferType = io.Custom("SSDIFF_COLOUR_TRANSFER")
+"""A function (content, style, region) -> recoloured content; unconnected = the built-in
+masked mean/std transfer."""
+
+
+class SSDiffColourTransferLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="SSDiffColourTransferLoader",
+            display_name="SSDiff Colour Transfer Loader",
+            category="SSDiff/colour",
+            description="CAP-VSTNet's photorealistic network (photo_image.pt), the transfer SSDiff "
+                        "uses at T1. Without it the built-in masked mean/std transfer is used.",
+            inputs=[checkpoint_input(host.COLOUR_TRANSFER_NETWORK)],
+            outputs=[ColourTransferType.Output(display_name="colour_transfer")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, model_name: str) -> bool | str:
+        return validate_checkpoint(host.COLOUR_TRANSFER_NETWORK, model_name)
+
+    @classmethod
+    def execute(cls, model_name: str) -> io.NodeOutput:
+        kind = host.COLOUR_TRANSFER_NETWORK
+        state_dict = host.read_state_dict(kind, host.model_path(kind, model_name))
+        try:
+            network = RevResNet.from_state_dict(state_dict)
+        except (ValueError, RuntimeError) as error:
+            raise host.CheckpointError(f"'{model_name}': {error}. Expected {kind.expected} from "
+                                       f"{kind.source}") from error
+        return io.NodeOutput(cap_vstnet_colour_transfer(network.float().to(host.compute_device())))
+
+
+class SSDiffColourTransfer(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="SSDiffColourTransfer",
+            display_name="SSDiff Colour Transfer",
+            category="SSDiff/colour",
+            description=("Recolours the content image towards the style image inside the region "
+                         "(e.g. FaceParse's face mask); outside it the content is unchanged."),
+            inputs=[
+                io.Image.Input("content"),
+                io.Image.Input("style"),
+                io.Mask.Input("region", optional=True, tooltip="where to transfer (default: everywhere)"),
+                ColourTransferType.Input("colour_transfer", optional=True,
+                                         tooltip="CAP-VSTNet from its loader; default: masked mean/std"),
+            ],
+            outputs=[io.Image.Output()],
+        )
+
+    @classmethod
+    def execute(cls, content: torch.Tensor, style: torch.Tensor, region: torch.Tensor | None = None,
+                colour_transfer=None) -> io.NodeOutput:
+        content_image = images.image_to_model(content, "content")
+        size = tuple(content_image.shape[-2:])
+        style_image = images.match_size(images.image_to_model(style, "style"), size, "style")
+        if region is None:
+            inside = torch.ones_like(content_image[:, :1], dtype=torch.bool)
+        else:
+            inside = images.match_size(images.mask_to_model(region, "region"), size, "region") > 0.5
+            inside = inside.expand(content_image.shape[0], -1, -1, -1)
+        transfer = colour_transfer or masked_mean_std_transfer
+        recoloured = transfer(content_image, style_image.expand_as(content_image), inside)
+        return io.NodeOutput(images.model_to_image(torch.where(inside, recoloured, content_image)))
