@@ -1,11 +1,87 @@
-"""Face parsings from label-map images, for SSDiff Sampler."""
+"""Face parsing: the parser loader, FaceParse, and label-map images as parsings."""
 from __future__ import annotations
 
 import torch
 from comfy_api.latest import io
 
-from ..ssdiff_core.regions import CELEBAMASK_HQ_LABELS
+from ..models.face_parsing import face_parser_from_state_dict
+from ..ssdiff_core import host
+from ..ssdiff_core.parsing import FaceParser, parse_faces, preview
+from ..ssdiff_core.regions import CELEBAMASK_HQ_LABELS, REGION_GROUPS, region_mask, resolve_regions
 from .guidance_inputs import Parsing
+from .loading import checkpoint_input, validate_checkpoint
+
+FaceParserType = io.Custom("SSDIFF_FACE_PARSER")
+
+
+class SSDiffFaceParserLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="SSDiffFaceParserLoader",
+            display_name="SSDiff Face Parser Loader",
+            category="SSDiff/parsing",
+            description=("A face parser, recognised from its weights: facexlib's ParseNet (best on "
+                         "degraded faces) or BiSeNet, or the ResNet-34 BiSeNet the SSDiff authors use."),
+            inputs=[checkpoint_input(host.FACE_PARSER)],
+            outputs=[FaceParserType.Output(display_name="parser")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, model_name: str) -> bool | str:
+        return validate_checkpoint(host.FACE_PARSER, model_name)
+
+    @classmethod
+    def execute(cls, model_name: str) -> io.NodeOutput:
+        kind = host.FACE_PARSER
+        state_dict = host.read_state_dict(kind, host.model_path(kind, model_name))
+        try:
+            network, backend = face_parser_from_state_dict(state_dict)
+        except ValueError as error:
+            raise host.CheckpointError(f"'{model_name}' is {error}. Expected {kind.expected} from "
+                                       f"{kind.source}") from error
+        return io.NodeOutput(FaceParser(network.to(host.compute_device()), backend))
+
+
+class SSDiffFaceParse(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="SSDiffFaceParse",
+            display_name="SSDiff Face Parse",
+            category="SSDiff/parsing",
+            description=("Parses aligned faces into the 19 CelebAMask-HQ regions (whatever the "
+                         "parser's own label order). SSDiff parses the coarse restoration."),
+            inputs=[
+                FaceParserType.Input("parser"),
+                io.Image.Input("image"),
+                io.String.Input("regions", default="face",
+                                tooltip="regions for the mask, comma-separated: "
+                                        f"{', '.join(CELEBAMASK_HQ_LABELS)}, or the groups "
+                                        f"{', '.join(REGION_GROUPS)}"),
+                io.Boolean.Input("reference_compat", default=False,
+                                 tooltip="feed the ResNet-34 parser [-1, 1] images without ImageNet "
+                                         "normalisation, as the released SSDiff code does"),
+            ],
+            outputs=[Parsing.Output(display_name="parsing"), io.Mask.Output(display_name="mask"),
+                     io.Image.Output(display_name="preview")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, regions: str) -> bool | str:
+        try:
+            resolve_regions(regions)
+        except ValueError as error:
+            return str(error)
+        return True
+
+    @classmethod
+    def execute(cls, parser: FaceParser, image: torch.Tensor, regions: str,
+                reference_compat: bool) -> io.NodeOutput:
+        rgb = image[..., :3] if image.shape[-1] >= 3 else image.expand(*image.shape[:-1], 3)
+        labels = parse_faces(parser, rgb.movedim(-1, 1).float(), reference_compat, host.check_interrupt)
+        mask = region_mask(labels, resolve_regions(regions))[:, 0].float()
+        return io.NodeOutput(labels, mask, preview(labels))
 
 
 class SSDiffLabelMapToParsing(io.ComfyNode):

@@ -18,10 +18,33 @@ COLOUR_FREE_REGIONS = ("background", "cloth", "hair")
 """Regions whose colour the colour term leaves alone (M_style)."""
 
 
+REGION_GROUPS: dict[str, tuple[str, ...]] = {
+    "face": ("skin", "l_brow", "r_brow", "l_eye", "r_eye", "nose", "mouth", "u_lip", "l_lip"),
+    "brows": ("l_brow", "r_brow"),
+    "eyes": ("l_eye", "r_eye"),
+    "ears": ("l_ear", "r_ear"),
+    "lips": ("u_lip", "l_lip"),
+}
+"""Names a user may give for several regions at once."""
+
+
+def resolve_regions(text: str) -> tuple[str, ...]:
+    """'face, hair' -> the region names it stands for (groups expanded, order kept)."""
+    names: list[str] = []
+    for word in (part.strip().lower() for part in text.replace(";", ",").split(",")):
+        if not word:
+            continue
+        expanded = REGION_GROUPS.get(word, (word,))
+        label_ids(expanded)
+        names.extend(name for name in expanded if name not in names)
+    return tuple(names)
+
+
 def label_ids(names: Iterable[str]) -> tuple[int, ...]:
     unknown = [name for name in names if name not in CELEBAMASK_HQ_LABELS]
     if unknown:
-        raise ValueError(f"unknown face regions {unknown}; known: {', '.join(CELEBAMASK_HQ_LABELS)}")
+        raise ValueError(f"unknown face regions {unknown}; known: {', '.join(CELEBAMASK_HQ_LABELS)} "
+                         f"and the groups {', '.join(REGION_GROUPS)}")
     return tuple(CELEBAMASK_HQ_LABELS.index(name) for name in names)
 
 

@@ -1,0 +1,79 @@
+"""Running a face parser (built by models/face_parsing) and reporting CelebAMask-HQ labels.
+
+| backend | marker key | input | label order |
+|---|---|---|---|
+| ParseNet (PSFRGAN, facexlib) | encoder.0.conv2d.weight | RGB 512, [-1, 1] | PSFRGAN's, mapped here |
+| BiSeNet ResNet-18 (facexlib) | cp.resnet.conv1.weight | RGB 512, ImageNet mean/std | CelebAMask-HQ |
+| BiSeNet ResNet-18/34 (yakhyo; SSDiff's resnet34.pt) | fpn.backbone.layer1.0.conv1.weight | RGB 512, ImageNet mean/std | CelebAMask-HQ |
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .regions import CELEBAMASK_HQ_LABELS
+
+PARSING_SIZE = 512
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+PARSENET_TO_CELEBAMASK_HQ = (0, 1, 10, 6, 4, 5, 2, 3, 7, 8, 11, 12, 13, 17, 18, 9, 15, 14, 16)
+"""ParseNet id -> CelebAMask-HQ id (ParseNet's 13 is hair, BiSeNet's 13 the lower lip)."""
+
+PREVIEW_COLOURS = torch.tensor([
+    [0, 0, 0], [204, 153, 119], [102, 51, 0], [153, 76, 0], [0, 102, 255], [0, 153, 255],
+    [255, 255, 0], [204, 102, 153], [153, 51, 102], [255, 204, 0], [255, 102, 51], [204, 0, 51],
+    [255, 0, 102], [153, 0, 51], [255, 204, 153], [102, 255, 204], [51, 102, 204], [76, 38, 19],
+    [128, 128, 128]], dtype=torch.float32) / 255
+"""One colour per CelebAMask-HQ label, for the preview image."""
+
+
+@dataclass
+class FaceParser:
+    """A parsing network and its backend name ('parsenet', 'bisenet_facexlib', 'bisenet_resnet')."""
+    network: torch.nn.Module
+    backend: str
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.network.parameters()).device
+
+
+def _network_input(parser: FaceParser, faces: torch.Tensor, reference_compat: bool) -> torch.Tensor:
+    if parser.backend == "parsenet":
+        return faces * 2 - 1
+    if reference_compat and parser.backend == "bisenet_resnet":
+        # The released SSDiff code hands its parser the [-1, 1] image without normalisation.
+        return faces * 2 - 1
+    mean = faces.new_tensor(IMAGENET_MEAN)[None, :, None, None]
+    std = faces.new_tensor(IMAGENET_STD)[None, :, None, None]
+    return (faces - mean) / std
+
+
+def parse_faces(parser: FaceParser, faces: torch.Tensor, reference_compat: bool = False,
+                check_interrupt: Callable[[], None] | None = None) -> torch.Tensor:
+    """B x 3 x H x W RGB in [0, 1] -> B x H x W CelebAMask-HQ labels (int64). Each face is
+    parsed at 512 x 512, the size the networks were trained at, and the labels resized back."""
+    labels = []
+    to_celebamask = torch.tensor(PARSENET_TO_CELEBAMASK_HQ, device=parser.device)
+    for face in faces:
+        if check_interrupt is not None:
+            check_interrupt()
+        height, width = face.shape[-2:]
+        resized = F.interpolate(face[None].float().to(parser.device), size=(PARSING_SIZE, PARSING_SIZE),
+                                mode="bilinear", align_corners=False, antialias=True)
+        with torch.no_grad():
+            logits = parser.network(_network_input(parser, resized, reference_compat))[0]
+        label = logits.argmax(dim=1, keepdim=True).float()
+        label = F.interpolate(label, size=(height, width), mode="nearest").long()[:, 0]
+        if parser.backend == "parsenet":
+            label = to_celebamask[label]
+        labels.append(label.to(faces.device))
+    return torch.cat(labels)
+
+
+def preview(labels: torch.Tensor) -> torch.Tensor:
+    """B x H x W labels -> B x H x W x 3 colour-coded image."""
+    return PREVIEW_COLOURS.to(labels.device)[labels]
