@@ -3,10 +3,13 @@ from __future__ import annotations
 
 from comfy_api.latest import ComfyExtension, io
 
+from .colour import SSDiffColourTransfer, SSDiffColourTransferLoader
 from .face_diffusion import SSDiffFaceDiffusionLoader, SSDiffUnconditional
 from .faces import SSDiffFaceCrop, SSDiffFaceDetectorLoader, SSDiffFacePaste
-from .parsing import SSDiffLabelMapToParsing
+from .parsing import SSDiffFaceParse, SSDiffFaceParserLoader, SSDiffLabelMapToParsing
 from .pseudo_reference import SSDiffPseudoReference, SSDiffPseudoReferenceSampler
+from .restorer import SSDiffCoarseRestore, SSDiffFaceRestorerLoader
+from .scratch import SSDiffScratchDetectorLoader, SSDiffScratchMask
 from .selective import SSDiffSampler, SSDiffSelectiveSampler
 
 NODES: list[type[io.ComfyNode]] = [
@@ -17,9 +20,17 @@ NODES: list[type[io.ComfyNode]] = [
     SSDiffPseudoReferenceSampler,
     SSDiffSelectiveSampler,
     SSDiffLabelMapToParsing,
+    SSDiffFaceParserLoader,
+    SSDiffFaceParse,
     SSDiffFaceDetectorLoader,
     SSDiffFaceCrop,
     SSDiffFacePaste,
+    SSDiffScratchDetectorLoader,
+    SSDiffScratchMask,
+    SSDiffFaceRestorerLoader,
+    SSDiffCoarseRestore,
+    SSDiffColourTransferLoader,
+    SSDiffColourTransfer,
 ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..ssdiff_core import host
+from .loading import checkpoint_input, validate_checkpoint
 
 
 class SSDiffFaceDiffusionLoader(io.ComfyNode):
@@ -18,9 +19,7 @@ class SSDiffFaceDiffusionLoader(io.ComfyNode):
                          "with KSampler and SamplerCustom (use SSDiff Unconditional for positive/"
                          "negative); the VAE is ComfyUI's pixel-space VAE, for VAEEncode/VAEDecode."),
             inputs=[
-                io.Combo.Input("ckpt_name", options=host.FACE_DDPM.choices(),
-                               tooltip=f"A file in models/{host.SSDIFF_FOLDER}: {host.FACE_DDPM.expected} "
-                                       f"from {host.FACE_DDPM.source}"),
+                checkpoint_input(host.FACE_DDPM, "ckpt_name"),
                 io.Combo.Input("weight_dtype", options=list(host.WEIGHT_DTYPES), default="fp32",
                                tooltip="fp32 as in the paper; bf16 halves memory and is faster on GPUs"),
             ],
@@ -29,11 +28,7 @@ class SSDiffFaceDiffusionLoader(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, ckpt_name: str) -> bool | str:
-        try:
-            host.model_path(host.FACE_DDPM, ckpt_name)
-        except host.CheckpointError as error:
-            return str(error)
-        return True
+        return validate_checkpoint(host.FACE_DDPM, ckpt_name)
 
     @classmethod
     def execute(cls, ckpt_name: str, weight_dtype: str) -> io.NodeOutput:

@@ -7,6 +7,7 @@ from comfy_api.latest import io
 from ..ssdiff_core import host
 from ..ssdiff_core.face_detection import RETINAFACE_MARKER_KEYS, retinaface_from_state_dict
 from ..ssdiff_core.faces import crop_faces, paste_faces
+from .loading import checkpoint_input, validate_checkpoint
 
 FaceDetector = io.Custom("SSDIFF_FACE_DETECTOR")
 FaceInfo = io.Custom("SSDIFF_FACE_INFO")
@@ -21,17 +22,13 @@ class SSDiffFaceDetectorLoader(io.ComfyNode):
             category="SSDiff/faces",
             description=f"RetinaFace (facexlib) from models/{host.FACE_DETECTION_FOLDER}: "
                         f"{host.FACE_DETECTOR.expected}, from {host.FACE_DETECTOR.source}.",
-            inputs=[io.Combo.Input("model_name", options=host.FACE_DETECTOR.choices())],
+            inputs=[checkpoint_input(host.FACE_DETECTOR)],
             outputs=[FaceDetector.Output(display_name="detector")],
         )
 
     @classmethod
     def validate_inputs(cls, model_name: str) -> bool | str:
-        try:
-            host.model_path(host.FACE_DETECTOR, model_name)
-        except host.CheckpointError as error:
-            return str(error)
-        return True
+        return validate_checkpoint(host.FACE_DETECTOR, model_name)
 
     @classmethod
     def execute(cls, model_name: str) -> io.NodeOutput:

@@ -6,9 +6,11 @@ import torch
 from comfy_api.latest import io
 
 from ..ssdiff_core import host, images
+from ..ssdiff_core.colour_transfer import masked_mean_std_transfer
 from ..ssdiff_core.guidance import PseudoReferenceGuidance, SelectiveGuidance
 from ..ssdiff_core.masks import selective_masks
 from ..ssdiff_core.schedule import RepeatWindow
+from .colour import ColourTransferType
 
 Parsing = io.Custom("SSDIFF_PARSING")
 """A face parsing: B x H x W label map in CelebAMask-HQ ids (0 background ... 18 hat)."""
@@ -70,6 +72,9 @@ def selective_inputs() -> list[io.Input]:
                               "counts as skin"),
         io.Image.Input("colour_reference", optional=True,
                        tooltip="recolour the face towards this image instead of the pseudo-reference"),
+        ColourTransferType.Input("colour_transfer", optional=True,
+                                 tooltip="the transfer that builds the colour target at T1: CAP-VSTNet "
+                                         "from its loader; default: built-in masked mean/std"),
         io.Float.Input("t1", default=0.4, min=0.01, max=0.99, step=0.01,
                        tooltip="T1 as a fraction of the schedule: reference structure above, colour below"),
         io.Float.Input("scale", default=0.0035, min=0.0, max=1.0, step=0.0001,
@@ -123,7 +128,7 @@ def selective_guidance(image: torch.Tensor, coarse_restoration: torch.Tensor,
                        structure_weight: float, reference_weight: float, colour_weight: float,
                        repeats: int, s_start: float, s_end: float, reference_compat: bool,
                        scratch_mask: torch.Tensor | None = None, parsing: torch.Tensor | None = None,
-                       colour_reference: torch.Tensor | None = None,
+                       colour_reference: torch.Tensor | None = None, colour_transfer=None,
                        pad_multiple: int = 1) -> SelectiveGuidance:
     degraded = images.image_to_model(image, "image")
     size = degraded.shape[-2:]
@@ -142,6 +147,7 @@ def selective_guidance(image: torch.Tensor, coarse_restoration: torch.Tensor,
         pseudo_reference=face_image(pseudo_reference, "pseudo_reference"),
         masks=selective_masks(scratch, labels),
         colour_reference=None if colour_reference is None else face_image(colour_reference, "colour_reference"),
+        colour_transfer=colour_transfer or masked_mean_std_transfer,
         t1=t1, scale=scale, structure_weight=structure_weight, reference_weight=reference_weight,
         colour_weight=colour_weight, repeat=RepeatWindow(repeats, s_start, s_end),
         reference_compat=reference_compat)

@@ -18,7 +18,7 @@ class SSDiffSampler(io.ComfyNode):
             description=("Stage 2: restores the face. Structure comes from the coarse restoration "
                          "outside the (grown) scratches, damaged background from the pseudo-"
                          "reference's local structure above T1, and colour from a target "
-                         "transferred at T1 (built-in masked mean/std transfer). Use the seed of "
+                         "transferred at T1. Use the seed of "
                          "SSDiff Pseudo Reference. Item i of a batch uses seed + i."),
             inputs=[io.Model.Input("model"), *guidance_inputs.selective_inputs(),
                     *guidance_inputs.sampling_inputs()],
@@ -35,11 +35,12 @@ class SSDiffSampler(io.ComfyNode):
                 reference_weight: float, colour_weight: float, repeats: int, s_start: float,
                 s_end: float, base_sampler: str, reference_compat: bool, seed: int, steps: int,
                 scratch_mask: torch.Tensor | None = None, parsing: torch.Tensor | None = None,
-                colour_reference: torch.Tensor | None = None) -> io.NodeOutput:
+                colour_reference: torch.Tensor | None = None, colour_transfer=None) -> io.NodeOutput:
         guidance = guidance_inputs.selective_guidance(
             image, coarse_restoration, pseudo_reference, t1, scale, structure_weight,
             reference_weight, colour_weight, repeats, s_start, s_end, reference_compat,
-            scratch_mask, parsing, colour_reference, pad_multiple=host.downsampling_factor(model))
+            scratch_mask, parsing, colour_reference, colour_transfer,
+            pad_multiple=host.downsampling_factor(model))
         return io.NodeOutput(guidance_inputs.sample_face(model, guidance, image, seed, steps, base_sampler))
 
 
@@ -67,10 +68,10 @@ class SSDiffSelectiveSampler(io.ComfyNode):
                 reference_weight: float, colour_weight: float, repeats: int, s_start: float,
                 s_end: float, base_sampler: str, reference_compat: bool,
                 scratch_mask: torch.Tensor | None = None,
-                parsing: torch.Tensor | None = None,
-                colour_reference: torch.Tensor | None = None) -> io.NodeOutput:
+                parsing: torch.Tensor | None = None, colour_reference: torch.Tensor | None = None,
+                colour_transfer=None) -> io.NodeOutput:
         guidance = guidance_inputs.selective_guidance(
             image, coarse_restoration, pseudo_reference, t1, scale, structure_weight,
             reference_weight, colour_weight, repeats, s_start, s_end, reference_compat,
-            scratch_mask, parsing, colour_reference)
+            scratch_mask, parsing, colour_reference, colour_transfer)
         return io.NodeOutput(host.guided_sampler(guidance, base_sampler))

@@ -39,3 +39,64 @@ def save_retinaface_mobile(path: Path, seed: int = 0) -> Path:
     detector = RetinaFace(network_name="mobile0.25", device=torch.device("cpu"))
     torch.save({f"module.{key}": value for key, value in detector.state_dict().items()}, path)
     return path
+
+
+def _random(module: torch.nn.Module, seed: int) -> dict[str, torch.Tensor]:
+    """A module's state dict with every float tensor redrawn (BatchNorm statistics included), so
+    that a network of random weights still maps inputs to varied outputs."""
+    generator = torch.Generator().manual_seed(seed)
+    state_dict = {}
+    for key, value in module.state_dict().items():
+        if value.is_floating_point() and not key.endswith("filt"):
+            value = torch.rand(value.shape, generator=generator) * 0.5 + 0.75 if key.endswith("running_var") \
+                else torch.randn(value.shape, generator=generator) * 0.05
+        state_dict[key] = value.contiguous()
+    return state_dict
+
+
+def save_scratch_detector(path: Path, seed: int = 0) -> Path:
+    """BOPBTL's detection UNet at depth 2 / width 8, wrapped as FT_Epoch_latest.pt is."""
+    from models.scratch_detection import ScratchUNet, ScratchUNetConfig
+
+    torch.manual_seed(seed)
+    network = ScratchUNet(ScratchUNetConfig(depth=2, wf=3))
+    torch.save({"model_state": _random(network, seed), "epoch": 3}, path)
+    return path
+
+
+def save_cap_vstnet(path: Path, seed: int = 0) -> Path:
+    """A one-block-per-stage photorealistic RevResNet, wrapped as photo_image.pt is."""
+    from models.cap_vstnet import RevResNet, RevResNetConfig
+
+    torch.manual_seed(seed)
+    network = RevResNet(RevResNetConfig(blocks=(1, 1, 1), strides=(1, 2, 2), channels=(16, 64, 256)))
+    torch.save({"state_dict": network.state_dict()}, path)
+    return path
+
+
+def save_face_parser(path: Path, backend: str, seed: int = 0) -> Path:
+    """The real parser architectures (they are small enough): 'parsenet' and 'bisenet' as facexlib
+    builds them, 'resnet34' as yakhyo/face-parsing does."""
+    torch.manual_seed(seed)
+    if backend == "resnet34":
+        from models.face_parsing import ResNetBiSeNet
+        network = ResNetBiSeNet(backbone="resnet34")
+    elif backend == "bisenet":
+        from facexlib.parsing.bisenet import BiSeNet
+        network = BiSeNet(num_class=19)
+    else:
+        from facexlib.parsing.parsenet import ParseNet
+        network = ParseNet(in_size=512, out_size=512, parsing_ch=19)
+    torch.save(_random(network, seed), path)
+    return path
+
+
+def save_codeformer(path: Path, seed: int = 0) -> Path:
+    """CodeFormer with a one-layer, 64-wide transformer and a 32-entry codebook (its VQGAN has a
+    fixed size in spandrel: 74 M parameters), wrapped as codeformer.pth is."""
+    from spandrel_extra_arches.architectures.CodeFormer import CodeFormer
+
+    torch.manual_seed(seed)
+    network = CodeFormer(dim_embd=64, n_head=8, n_layers=1, codebook_size=32, latent_size=256)
+    torch.save({"params_ema": network.state_dict()}, path)
+    return path

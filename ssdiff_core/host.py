@@ -58,6 +58,25 @@ FACE_DETECTOR = ModelFile(
     "detection_Resnet50_Final.pth (or detection_mobilenet0.25_Final.pth)",
     "https://github.com/xinntao/facexlib/releases/tag/v0.1.0")
 
+FACE_PARSER = ModelFile(
+    "face parser", (FACE_DETECTION_FOLDER, SSDIFF_FOLDER),
+    "parsing_parsenet.pth, parsing_bisenet.pth (models/facedetection) or resnet34.pt (models/ssdiff)",
+    "facexlib releases v0.2.2 (parsing_parsenet.pth) and v0.2.0 (parsing_bisenet.pth) at "
+    "https://github.com/xinntao/facexlib/releases; resnet34.pt from https://github.com/yakhyo/face-parsing/releases "
+    "(tag 'weights', formerly v0.0.1) or the SSDiff Google Drive")
+SCRATCH_DETECTOR = ModelFile(
+    "scratch detector", (SSDIFF_FOLDER,), "FT_Epoch_latest.pt",
+    "Bringing-Old-Photos-Back-to-Life release v1.0, global_checkpoints.zip "
+    "(https://github.com/microsoft/Bringing-Old-Photos-Back-to-Life/releases): Global/checkpoints/detection/FT_Epoch_latest.pt")
+COLOUR_TRANSFER_NETWORK = ModelFile(
+    "CAP-VSTNet colour-transfer network", (SSDIFF_FOLDER,), "photo_image.pt",
+    "CAP-VSTNet (https://github.com/linfengWen98/CAP-VSTNet, checkpoints on its Google Drive) or "
+    "the SSDiff repository's CAP_VSTNet/checkpoints/photo_image.pt")
+FACE_RESTORER = ModelFile(
+    "face restoration model", (FACE_RESTORE_FOLDER,), "codeformer.pth (or GFPGANv1.4.pth, RestoreFormer.pth)",
+    "CodeFormer release v0.1.0 (https://github.com/sczhou/CodeFormer/releases); GFPGAN releases "
+    "(https://github.com/TencentARC/GFPGAN/releases)")
+
 WEIGHT_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 

@@ -27,7 +27,8 @@ sys.path.append(str(Path(__file__).resolve().parent))
 sys.path.append(str(REPO / "scripts"))
 
 from headless import ComfyServer  # noqa: E402
-from tiny_models import save_face_ddpm, save_retinaface_mobile, tiny_face_unet  # noqa: E402
+from tiny_models import (save_cap_vstnet, save_codeformer, save_face_ddpm, save_face_parser,  # noqa: E402
+                         save_retinaface_mobile, save_scratch_detector, tiny_face_unet)
 
 
 def require_host() -> None:
@@ -45,7 +46,14 @@ def models_root(tmp_path_factory) -> Path:
     save_face_ddpm(tiny_face_unet(seed=0), ssdiff / "tiny_face_ddpm.pth")
     save_face_ddpm(tiny_face_unet(seed=1), ssdiff / "tiny_face_ddpm.safetensors")
     shutil.copy(GOLDEN / "tiny_unet.pth", ssdiff / "golden_tiny_unet.pth")
-    save_retinaface_mobile(root / "facedetection" / "detection_mobilenet0.25_Final.pth")
+    save_scratch_detector(ssdiff / "FT_Epoch_latest.pt")
+    save_cap_vstnet(ssdiff / "photo_image.pt")
+    save_face_parser(ssdiff / "resnet34.pt", "resnet34")
+    detection = root / "facedetection"
+    save_retinaface_mobile(detection / "detection_mobilenet0.25_Final.pth")
+    save_face_parser(detection / "parsing_parsenet.pth", "parsenet")
+    save_face_parser(detection / "parsing_bisenet.pth", "bisenet")
+    save_codeformer(root / "facerestore_models" / "codeformer.pth")
     return root
 
 
