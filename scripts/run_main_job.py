@@ -3,9 +3,10 @@ outputs. Usage (from the repo root, after scripts/setup_host.sh):
 
     .venv/bin/python scripts/run_main_job.py [--workflow W] [--inputs DIR] [--output DIR] [--steps N]
 
-The face DDPM is looked up in the host's models/ssdiff (and --models-dir, laid out like ComfyUI's
-models/). Without it, the job says so and runs a tiny random network instead: the output then only
-shows that the plumbing works and is named plumbing_check_*, never a restoration.
+Checkpoints are looked up in the host's models/ folders (ssdiff, facedetection, facerestore_models)
+and in --models-dir (laid out the same way). For each one missing, the job says so and runs a tiny
+random network of the same architecture instead: the outputs then only show that the plumbing
+works and are named plumbing_check_*, never a restoration.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ sys.path.append(str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
 from headless import ComfyServer  # noqa: E402
-from tiny_models import save_face_ddpm, tiny_face_unet  # noqa: E402
+from tiny_models import TINY_STAND_INS  # noqa: E402
 
 DEFAULT_HOST = Path(os.environ.get("SSDIFF_HOST", REPO / ".host" / "ComfyUI"))
 
@@ -50,9 +51,18 @@ def copy_atomically(source: Path, target: Path) -> None:
         raise
 
 
-def checkpoint_names(prompt: dict) -> list[str]:
-    return [node["inputs"]["ckpt_name"] for node in prompt.values()
-            if node["class_type"] == "SSDiffFaceDiffusionLoader"]
+MODEL_FOLDERS = ("ssdiff", "facedetection", "facerestore_models")
+
+
+def missing_checkpoints(prompt: dict, roots: list[Path]) -> list[dict]:
+    """The loader nodes whose file is in none of the model folders."""
+    missing = []
+    for node in prompt.values():
+        if node["class_type"] in TINY_STAND_INS:
+            name = node["inputs"][TINY_STAND_INS[node["class_type"]][0]]
+            if not any((root / folder / name).exists() for root in roots for folder in MODEL_FOLDERS):
+                missing.append(node)
+    return missing
 
 
 def main() -> int:
@@ -68,22 +78,28 @@ def main() -> int:
     options = parser.parse_args()
 
     prompt = json.loads(options.workflow.read_text())
-    search = [options.host / "models" / "ssdiff"] + ([options.models_dir / "ssdiff"] if options.models_dir else [])
-    missing = [name for name in checkpoint_names(prompt) if not any((folder / name).exists() for folder in search)]
+    roots = [options.host / "models"] + ([options.models_dir] if options.models_dir else [])
+    missing = missing_checkpoints(prompt, roots)
     plumbing_check = bool(missing)
 
     with tempfile.TemporaryDirectory(prefix="ssdiff-job-") as work:
         models_root = options.models_dir
         if plumbing_check:
-            print(f"No face DDPM checkpoint {', '.join(missing)} in {', '.join(map(str, search))}.\n"
-                  "Running a tiny RANDOM network instead: the output only checks the plumbing and is "
-                  "NOT a restoration. Put iddpm_ffhq512_ema500000.pth into models/ssdiff for real results.")
             models_root = Path(work) / "models"
-            (models_root / "ssdiff").mkdir(parents=True)
-            save_face_ddpm(tiny_face_unet(seed=0), models_root / "ssdiff" / "plumbing_check_ddpm.pth")
-            for node in prompt.values():
-                if node["class_type"] == "SSDiffFaceDiffusionLoader":
-                    node["inputs"]["ckpt_name"] = "plumbing_check_ddpm.pth"
+            for folder in MODEL_FOLDERS:
+                (models_root / folder).mkdir(parents=True)
+                if options.models_dir and (options.models_dir / folder).is_dir():
+                    for existing in (options.models_dir / folder).iterdir():
+                        (models_root / folder / existing.name).symlink_to(existing.resolve())
+            for node in missing:
+                key, folder, stand_in, write = TINY_STAND_INS[node["class_type"]]
+                print(f"{node['inputs'][key]} is in none of the model folders of {', '.join(map(str, roots))}: "
+                      "using a tiny RANDOM network of the same architecture instead.")
+                if not (models_root / folder / stand_in).exists():
+                    write(models_root / folder / stand_in)
+                node["inputs"][key] = stand_in
+            print("The outputs only check the plumbing and are NOT a restoration; see README "
+                  "'Checkpoints' for the files and where to get them.")
         steps = options.steps or (10 if plumbing_check else None)
         for node in prompt.values():
             if steps and "steps" in node["inputs"]:

@@ -100,3 +100,18 @@ def save_codeformer(path: Path, seed: int = 0) -> Path:
     network = CodeFormer(dim_embd=64, n_head=8, n_layers=1, codebook_size=32, latent_size=256)
     torch.save({"params_ema": network.state_dict()}, path)
     return path
+
+
+TINY_STAND_INS = {
+    "SSDiffFaceDiffusionLoader": ("ckpt_name", "ssdiff", "plumbing_check_ddpm.pth",
+                                  lambda path: save_face_ddpm(tiny_face_unet(), path)),
+    "SSDiffFaceDetectorLoader": ("model_name", "facedetection", "plumbing_check_retinaface.pth",
+                                 save_retinaface_mobile),
+    "SSDiffScratchDetectorLoader": ("model_name", "ssdiff", "plumbing_check_scratch.pt", save_scratch_detector),
+    "SSDiffColourTransferLoader": ("model_name", "ssdiff", "plumbing_check_cap_vstnet.pt", save_cap_vstnet),
+    "SSDiffFaceParserLoader": ("model_name", "facedetection", "plumbing_check_parsenet.pth",
+                               lambda path: save_face_parser(path, "parsenet")),
+    "SSDiffFaceRestorerLoader": ("model_name", "facerestore_models", "plumbing_check_codeformer.pth",
+                                 save_codeformer),
+}
+"""Per loader node: (input, models subfolder, file name, writer) of a tiny random stand-in."""

@@ -7,8 +7,10 @@ architectures, written into a temporary models folder that both share.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import shutil
+import socket
 import sys
 from pathlib import Path
 
@@ -29,6 +31,27 @@ sys.path.append(str(REPO / "scripts"))
 from headless import ComfyServer  # noqa: E402
 from tiny_models import (save_cap_vstnet, save_codeformer, save_face_ddpm, save_face_parser,  # noqa: E402
                          save_retinaface_mobile, save_scratch_detector, tiny_face_unet)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_network():
+    """Every connection but loopback fails, so a test that downloads anything fails too."""
+    connect = socket.socket.connect
+
+    def loopback_only(sock, address):
+        host = address[0] if isinstance(address, tuple) else address
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            try:
+                allowed = ipaddress.ip_address(host).is_loopback
+            except ValueError:
+                allowed = host == "localhost"
+            if not allowed:
+                raise ConnectionRefusedError(f"tests may not reach the network (tried {address})")
+        return connect(sock, address)
+
+    socket.socket.connect = loopback_only
+    yield
+    socket.socket.connect = connect
 
 
 def require_host() -> None:

@@ -6,16 +6,23 @@ import json
 import re
 import shutil
 
+import numpy as np
 import pytest
 import requests
 from PIL import Image
 
 from conftest import REPO
 
-WORKFLOW = REPO / "workflows" / "aligned_face_restoration_api.json"
+WORKFLOWS = REPO / "workflows"
 SAMPLE = REPO / "assets" / "sample"
 NODE_IDS = ("SSDiffFaceDiffusionLoader", "SSDiffUnconditional", "SSDiffPseudoReference", "SSDiffSampler",
-            "SSDiffPseudoReferenceSampler", "SSDiffSelectiveSampler", "SSDiffLabelMapToParsing")
+            "SSDiffPseudoReferenceSampler", "SSDiffSelectiveSampler", "SSDiffLabelMapToParsing",
+            "SSDiffFaceDetectorLoader", "SSDiffFaceCrop", "SSDiffFacePaste", "SSDiffScratchDetectorLoader",
+            "SSDiffScratchMask", "SSDiffFaceRestorerLoader", "SSDiffCoarseRestore", "SSDiffFaceParserLoader",
+            "SSDiffFaceParse", "SSDiffColourTransferLoader", "SSDiffColourTransfer")
+TEST_FILES = {"SSDiffFaceDiffusionLoader": ("ckpt_name", "tiny_face_ddpm.pth"),
+              "SSDiffFaceDetectorLoader": ("model_name", "detection_mobilenet0.25_Final.pth")}
+"""Loader inputs the tests point at the tiny networks (the others have their published names)."""
 
 
 @pytest.fixture(scope="module")
@@ -23,14 +30,15 @@ def object_info(server):
     return requests.get(f"{server.url}/object_info", timeout=30).json()
 
 
-def shipped_workflow(server, steps: int = 3) -> dict:
-    """The shipped workflow on the bundled sample, with the tiny test DDPM and few steps."""
+def shipped_workflow(server, name: str = "aligned_face_restoration_api.json", steps: int = 3) -> dict:
+    """A shipped workflow on the bundled sample, with the tiny test networks and few steps."""
     for image in SAMPLE.glob("*.png"):
         shutil.copy(image, server.input_dir / image.name)
-    prompt = json.loads(WORKFLOW.read_text())
+    prompt = json.loads((WORKFLOWS / name).read_text())
     for node in prompt.values():
-        if node["class_type"] == "SSDiffFaceDiffusionLoader":
-            node["inputs"]["ckpt_name"] = "tiny_face_ddpm.pth"
+        if node["class_type"] in TEST_FILES:
+            key, file_name = TEST_FILES[node["class_type"]]
+            node["inputs"][key] = file_name
         if "steps" in node["inputs"]:
             node["inputs"]["steps"] = steps
     return prompt
@@ -74,20 +82,32 @@ def test_shipped_workflow_runs_and_writes_images(server):
             assert image.size == (256, 256)
 
 
+def test_whole_photo_workflow_without_a_face_returns_the_photo(server):
+    prompt = shipped_workflow(server, "whole_photo_restoration_api.json")
+    prompt["3"]["inputs"].update(confidence=1.0,  # random detector weights: make sure nothing is found
+                                 crop_size=128)  # the tiny DDPM attends at 1/4 size: keep it small
+    images = server.output_images(server.run(prompt))
+    assert len(images) == 1
+    with Image.open(images[0]) as output, Image.open(SAMPLE / "ssdiff_sample_photo.png") as photo:
+        difference = np.abs(np.asarray(output, np.int16) - np.asarray(photo.convert("RGB"), np.int16))
+    assert difference.max() <= 1
+    assert "no face found" in server.log_text()
+
+
 def test_bad_schedule_is_refused_before_running_and_the_server_keeps_serving(server):
     def restoration_only(prompt: dict) -> dict:
         # ComfyUI still runs the outputs a refused node does not feed: keep only the restoration.
-        del prompt["10"]
+        del prompt["13"]
         return prompt
 
     prompt = restoration_only(shipped_workflow(server))
-    prompt["8"]["inputs"].update(s_start=0.5, s_end=0.9)
+    prompt["11"]["inputs"].update(s_start=0.5, s_end=0.9)
     response = server.queue(prompt)
     assert response.status_code == 400
     assert "s_end <= s_start" in response.text
 
     prompt = restoration_only(shipped_workflow(server))
-    prompt["8"]["inputs"]["t1"] = 1.5
+    prompt["11"]["inputs"]["t1"] = 1.5
     response = server.queue(prompt)
     assert response.status_code == 400 and "t1" in response.text
 

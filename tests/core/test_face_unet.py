@@ -40,3 +40,4 @@ def test_attention_sits_where_the_feature_map_is_32_16_and_8_px_wide():
 
 def test_a_narrow_layer_gets_one_head():
     assert AttentionBlock(32).num_heads == 1
+
