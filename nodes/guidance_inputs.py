@@ -36,6 +36,18 @@ def base_sampler_input() -> io.Input:
                 "learned variance (the paper), or a single-step ComfyUI sampler")
 
 
+def latent_inputs() -> list[io.Input]:
+    return [
+        io.Vae.Input("vae", optional=True,
+                     tooltip="for a latent MODEL (SD1.5, SDXL, + LoRA): its VAE; not needed for the face DDPM"),
+        io.Combo.Input("latent_guidance", options=list(host.LATENT_GUIDANCE), default="vae_decoder",
+                       tooltip="latent MODEL only. vae_decoder: losses on the VAE-decoded x0, gradient "
+                               "through the decoder (exact, memory-heavy; bf16 halves it). "
+                               "latent_rgb_approximation: a linear latent->RGB map (fast, no VAE memory, "
+                               "approximate colours, no fine detail)"),
+    ]
+
+
 def compat_input() -> io.Input:
     return io.Boolean.Input(
         "reference_compat", default=False,
@@ -57,6 +69,7 @@ def pseudo_reference_inputs() -> list[io.Input]:
                        tooltip="s1: guidance step relative to the sampler's own step"),
         *repeat_inputs(),
         base_sampler_input(),
+        *latent_inputs(),
         compat_input(),
     ]
 
@@ -75,6 +88,9 @@ def selective_inputs() -> list[io.Input]:
         ColourTransferType.Input("colour_transfer", optional=True,
                                  tooltip="the transfer that builds the colour target at T1: CAP-VSTNet "
                                          "from its loader; default: built-in masked mean/std"),
+        io.Mask.Input("colour_region", optional=True,
+                      tooltip="where the colour term acts, e.g. FaceParse's mask of 'face' for a stylised "
+                              "face; default: all but background, cloth and hair"),
         io.Float.Input("t1", default=0.4, min=0.01, max=0.99, step=0.01,
                        tooltip="T1 as a fraction of the schedule: reference structure above, colour below"),
         io.Float.Input("scale", default=0.0035, min=0.0, max=1.0, step=0.0001,
@@ -84,24 +100,30 @@ def selective_inputs() -> list[io.Input]:
         io.Float.Input("colour_weight", default=20.0, min=0.0, max=1000.0, step=0.1),
         *repeat_inputs(),
         base_sampler_input(),
+        *latent_inputs(),
         compat_input(),
     ]
 
 
 def sampling_inputs() -> list[io.Input]:
-    """Seed and step count of the one-stop nodes."""
+    """Seed, step count and (latent models) conditioning of the one-stop nodes."""
     return [
+        io.Conditioning.Input("positive", optional=True, tooltip="latent MODEL only, as in KSampler"),
+        io.Conditioning.Input("negative", optional=True, tooltip="latent MODEL only, as in KSampler"),
+        io.Float.Input("cfg", default=1.0, min=0.0, max=100.0, step=0.1,
+                       tooltip="classifier-free guidance of a latent MODEL; 1.0 for the face DDPM"),
         io.Int.Input("seed", default=4321, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
                      tooltip="use the same seed for both stages; item i of a batch uses seed + i"),
         io.Int.Input("steps", default=100, min=1, max=1000, tooltip="respaced DDPM steps; the paper uses 1000"),
     ]
 
 
-def sample_face(model, guidance, image: torch.Tensor, seed: int, steps: int, base_sampler: str) -> torch.Tensor:
+def sample_face(model, guidance, image: torch.Tensor, seed: int, steps: int, base_sampler: str,
+                conditioning: host.Conditioning, vae=None, latent_guidance: str = "vae_decoder") -> torch.Tensor:
     """Samples at the guidance's (padded) size and returns an IMAGE at `image`'s size."""
     height, width = image.shape[1:3]
     sample = host.sample_guided(model, guidance, (image.shape[0], 3, *guidance.sample_size), seed, steps,
-                                base_sampler)
+                                base_sampler, conditioning, vae, latent_guidance)
     return images.model_to_image(sample[..., :height, :width])
 
 
@@ -129,7 +151,7 @@ def selective_guidance(image: torch.Tensor, coarse_restoration: torch.Tensor,
                        repeats: int, s_start: float, s_end: float, reference_compat: bool,
                        scratch_mask: torch.Tensor | None = None, parsing: torch.Tensor | None = None,
                        colour_reference: torch.Tensor | None = None, colour_transfer=None,
-                       pad_multiple: int = 1) -> SelectiveGuidance:
+                       colour_region: torch.Tensor | None = None, pad_multiple: int = 1) -> SelectiveGuidance:
     degraded = images.image_to_model(image, "image")
     size = degraded.shape[-2:]
 
@@ -148,6 +170,9 @@ def selective_guidance(image: torch.Tensor, coarse_restoration: torch.Tensor,
         masks=selective_masks(scratch, labels),
         colour_reference=None if colour_reference is None else face_image(colour_reference, "colour_reference"),
         colour_transfer=colour_transfer or masked_mean_std_transfer,
+        colour_region=None if colour_region is None else images.pad_to_multiple(
+            images.match_size(images.mask_to_model(colour_region, "colour_region"), size, "colour_region"),
+            pad_multiple) > 0.5,
         t1=t1, scale=scale, structure_weight=structure_weight, reference_weight=reference_weight,
         colour_weight=colour_weight, repeat=RepeatWindow(repeats, s_start, s_end),
         reference_compat=reference_compat)

@@ -28,13 +28,13 @@ class SSDiffPseudoReference(io.ComfyNode):
         return guidance_inputs.validate_repeat_window(s_start, s_end)
 
     @classmethod
-    def execute(cls, model, image: torch.Tensor, scale: float, repeats: int, s_start: float,
-                s_end: float, base_sampler: str, reference_compat: bool, seed: int, steps: int,
-                scratch_mask: torch.Tensor | None = None) -> io.NodeOutput:
+    def execute(cls, model, image: torch.Tensor, seed: int, steps: int, base_sampler: str, latent_guidance: str,
+                cfg: float, vae=None, positive=None, negative=None, **guidance_options) -> io.NodeOutput:
         guidance = guidance_inputs.pseudo_reference_guidance(
-            image, scale, repeats, s_start, s_end, reference_compat, scratch_mask,
-            pad_multiple=host.downsampling_factor(model))
-        return io.NodeOutput(guidance_inputs.sample_face(model, guidance, image, seed, steps, base_sampler))
+            image, pad_multiple=host.pixel_multiple(model, vae), **guidance_options)
+        return io.NodeOutput(guidance_inputs.sample_face(
+            model, guidance, image, seed, steps, base_sampler, host.Conditioning(positive, negative, cfg),
+            vae, latent_guidance))
 
 
 class SSDiffPseudoReferenceSampler(io.ComfyNode):
@@ -45,7 +45,8 @@ class SSDiffPseudoReferenceSampler(io.ComfyNode):
             display_name="SSDiff Pseudo Reference Sampler",
             category="SSDiff/sampling",
             description=("Stage-1 guidance as a SAMPLER for SamplerCustom / SamplerCustomAdvanced. "
-                         "The latent must have the image's size (pixel-space VAE)."),
+                         "The image must match the latent: the image's size for the face DDPM (pixel "
+                         "VAE), 8 x the latent's for SD-type models."),
             inputs=guidance_inputs.pseudo_reference_inputs(),
             outputs=[io.Sampler.Output()],
         )
@@ -55,9 +56,6 @@ class SSDiffPseudoReferenceSampler(io.ComfyNode):
         return guidance_inputs.validate_repeat_window(s_start, s_end)
 
     @classmethod
-    def execute(cls, image: torch.Tensor, scale: float, repeats: int, s_start: float, s_end: float,
-                base_sampler: str, reference_compat: bool,
-                scratch_mask: torch.Tensor | None = None) -> io.NodeOutput:
-        guidance = guidance_inputs.pseudo_reference_guidance(
-            image, scale, repeats, s_start, s_end, reference_compat, scratch_mask)
-        return io.NodeOutput(host.guided_sampler(guidance, base_sampler))
+    def execute(cls, base_sampler: str, latent_guidance: str, vae=None, **guidance_options) -> io.NodeOutput:
+        guidance = guidance_inputs.pseudo_reference_guidance(**guidance_options)
+        return io.NodeOutput(host.guided_sampler(guidance, base_sampler, vae, latent_guidance))

@@ -30,18 +30,13 @@ class SSDiffSampler(io.ComfyNode):
         return guidance_inputs.validate_repeat_window(s_start, s_end)
 
     @classmethod
-    def execute(cls, model, image: torch.Tensor, coarse_restoration: torch.Tensor,
-                pseudo_reference: torch.Tensor, t1: float, scale: float, structure_weight: float,
-                reference_weight: float, colour_weight: float, repeats: int, s_start: float,
-                s_end: float, base_sampler: str, reference_compat: bool, seed: int, steps: int,
-                scratch_mask: torch.Tensor | None = None, parsing: torch.Tensor | None = None,
-                colour_reference: torch.Tensor | None = None, colour_transfer=None) -> io.NodeOutput:
+    def execute(cls, model, image: torch.Tensor, seed: int, steps: int, base_sampler: str, latent_guidance: str,
+                cfg: float, vae=None, positive=None, negative=None, **guidance_options) -> io.NodeOutput:
         guidance = guidance_inputs.selective_guidance(
-            image, coarse_restoration, pseudo_reference, t1, scale, structure_weight,
-            reference_weight, colour_weight, repeats, s_start, s_end, reference_compat,
-            scratch_mask, parsing, colour_reference, colour_transfer,
-            pad_multiple=host.downsampling_factor(model))
-        return io.NodeOutput(guidance_inputs.sample_face(model, guidance, image, seed, steps, base_sampler))
+            image, pad_multiple=host.pixel_multiple(model, vae), **guidance_options)
+        return io.NodeOutput(guidance_inputs.sample_face(
+            model, guidance, image, seed, steps, base_sampler, host.Conditioning(positive, negative, cfg),
+            vae, latent_guidance))
 
 
 class SSDiffSelectiveSampler(io.ComfyNode):
@@ -52,8 +47,9 @@ class SSDiffSelectiveSampler(io.ComfyNode):
             display_name="SSDiff Selective Sampler",
             category="SSDiff/sampling",
             description=("Stage-2 guidance as a SAMPLER for SamplerCustom / SamplerCustomAdvanced, "
-                         "to put SSDiff's selective guidance into your own graph. The latent must "
-                         "have the image's size (pixel-space VAE)."),
+                         "to put SSDiff's selective guidance into your own graph (face DDPM, or "
+                         "SD-type models with LoRAs). The image must match the latent: the image's "
+                         "size for the face DDPM (pixel VAE), 8 x the latent's for SD-type models."),
             inputs=guidance_inputs.selective_inputs(),
             outputs=[io.Sampler.Output()],
         )
@@ -63,15 +59,6 @@ class SSDiffSelectiveSampler(io.ComfyNode):
         return guidance_inputs.validate_repeat_window(s_start, s_end)
 
     @classmethod
-    def execute(cls, image: torch.Tensor, coarse_restoration: torch.Tensor,
-                pseudo_reference: torch.Tensor, t1: float, scale: float, structure_weight: float,
-                reference_weight: float, colour_weight: float, repeats: int, s_start: float,
-                s_end: float, base_sampler: str, reference_compat: bool,
-                scratch_mask: torch.Tensor | None = None,
-                parsing: torch.Tensor | None = None, colour_reference: torch.Tensor | None = None,
-                colour_transfer=None) -> io.NodeOutput:
-        guidance = guidance_inputs.selective_guidance(
-            image, coarse_restoration, pseudo_reference, t1, scale, structure_weight,
-            reference_weight, colour_weight, repeats, s_start, s_end, reference_compat,
-            scratch_mask, parsing, colour_reference, colour_transfer)
-        return io.NodeOutput(host.guided_sampler(guidance, base_sampler))
+    def execute(cls, base_sampler: str, latent_guidance: str, vae=None, **guidance_options) -> io.NodeOutput:
+        guidance = guidance_inputs.selective_guidance(**guidance_options)
+        return io.NodeOutput(host.guided_sampler(guidance, base_sampler, vae, latent_guidance))

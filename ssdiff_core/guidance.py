@@ -9,16 +9,22 @@ import torch
 from . import losses
 from .colour_transfer import ColourTransfer, masked_mean_std_transfer
 from .masks import SelectiveMasks
+from .pixel_space import IdentityMap, PixelMap, ToPixels, latent_resolution
 from .schedule import RepeatWindow, StepTime
 
 
-def _loss_gradient(x0h: torch.Tensor, loss_of_x0) -> torch.Tensor:
-    """d loss / d x0h with x0h as a leaf. ComfyUI runs nodes under inference_mode, which records
-    no graph; the loss is built outside it, on a normal-tensor copy."""
+def _loss_gradient(x0h: torch.Tensor, to_pixels: ToPixels, loss_of_pixels) -> torch.Tensor:
+    """d loss / d x0h with x0h as a leaf, the loss written on to_pixels(x0h). ComfyUI runs nodes
+    under inference_mode, which records no graph; the loss is built outside it, on a copy."""
     with torch.inference_mode(False), torch.enable_grad():
         x0 = x0h.detach().clone().requires_grad_(True)
-        gradient, = torch.autograd.grad(loss_of_x0(x0), x0)
+        gradient, = torch.autograd.grad(loss_of_pixels(to_pixels(x0)), x0)
     return gradient
+
+
+def _decoded(x0h: torch.Tensor, to_pixels: ToPixels) -> torch.Tensor:
+    with torch.inference_mode(False), torch.no_grad():
+        return to_pixels(x0h.detach().clone())
 
 
 def _normal_tensor(tensor: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -37,10 +43,11 @@ def _batched(tensor: torch.Tensor, batch: int, name: str) -> torch.Tensor:
                      "give one per image or a single one for all")
 
 
-def _check_size(tensor: torch.Tensor, like: torch.Tensor, name: str) -> None:
-    if tensor.shape[-2:] != like.shape[-2:]:
-        raise ValueError(f"{name} is {tuple(tensor.shape[-2:])} (H, W) but the sample is "
-                         f"{tuple(like.shape[-2:])}: resize it to the image it guides")
+def _check_size(tensor: torch.Tensor, like: torch.Tensor, scale: int, name: str) -> None:
+    size = tuple(side * scale for side in like.shape[-2:])
+    if tuple(tensor.shape[-2:]) != size:
+        raise ValueError(f"{name} is {tuple(tensor.shape[-2:])} (H, W) but the sample is {size} "
+                         "pixels: resize it to the image it guides")
 
 
 @dataclass(frozen=True)
@@ -60,14 +67,18 @@ class PseudoReferenceGuidance:
     def sample_size(self) -> tuple[int, int]:
         return tuple(self.degraded.shape[-2:])
 
-    def start(self, sample: torch.Tensor) -> "PseudoReferenceRun":
+    def start(self, sample: torch.Tensor, pixel_map: PixelMap = IdentityMap()) -> "PseudoReferenceRun":
         for tensor, name in ((self.degraded, "degraded image"), (self.scratch, "scratch mask")):
-            _check_size(tensor, sample, name)
+            _check_size(tensor, sample, pixel_map.scale, name)
         batch = sample.shape[0]
-        return PseudoReferenceRun(
-            self,
-            degraded=_normal_tensor(_batched(self.degraded, batch, "degraded image"), sample),
-            undamaged=_normal_tensor(_batched(self.scratch == 0, batch, "scratch mask"), sample))
+        undamaged = _normal_tensor(_batched(self.scratch == 0, batch, "scratch mask"), sample)
+        with torch.inference_mode(False):
+            return PseudoReferenceRun(
+                self,
+                degraded=_normal_tensor(_batched(self.degraded, batch, "degraded image"), sample),
+                undamaged=undamaged,
+                undamaged_latent=~latent_resolution(~undamaged, pixel_map.scale),
+                to_pixels=pixel_map.prepare(sample))
 
 
 @dataclass
@@ -75,6 +86,8 @@ class PseudoReferenceRun:
     spec: PseudoReferenceGuidance
     degraded: torch.Tensor
     undamaged: torch.Tensor
+    undamaged_latent: torch.Tensor
+    to_pixels: ToPixels
 
     def gradient(self, x0h: torch.Tensor, when: StepTime) -> torch.Tensor:
         spec = self.spec
@@ -85,7 +98,7 @@ class PseudoReferenceRun:
             return (spec.lightness_weight * losses.lightness_loss(x0, self.degraded, self.undamaged)
                     + spec.colour_weight * losses.face_colour_loss(x0, colour_source))
 
-        return _loss_gradient(x0h, loss) * self.undamaged
+        return _loss_gradient(x0h, self.to_pixels, loss) * self.undamaged_latent
 
     def correction_rule(self, repeat_index: int) -> tuple[bool, bool]:
         """(per_image, per_channel) norms of the normalised step."""
@@ -101,12 +114,15 @@ class SelectiveGuidance:
 
     colour_reference: what the colour target is transferred from (default: the pseudo-reference).
     colour_target: a ready colour target C; when given, no transfer is made.
+    colour_region: where the colour term acts (e.g. FaceParse's mask, for stylisation); default:
+    everywhere but background, cloth and hair.
     """
     coarse: torch.Tensor
     pseudo_reference: torch.Tensor
     masks: SelectiveMasks
     colour_reference: torch.Tensor | None = None
     colour_target: torch.Tensor | None = None
+    colour_region: torch.Tensor | None = None
     colour_transfer: ColourTransfer = masked_mean_std_transfer
     t1: float = 0.4
     scale: float = 0.0035
@@ -124,15 +140,18 @@ class SelectiveGuidance:
     def sample_size(self) -> tuple[int, int]:
         return tuple(self.coarse.shape[-2:])
 
-    def start(self, sample: torch.Tensor) -> "SelectiveRun":
+    def start(self, sample: torch.Tensor, pixel_map: PixelMap = IdentityMap()) -> "SelectiveRun":
         batch = sample.shape[0]
 
         def prepared(tensor: torch.Tensor | None, name: str) -> torch.Tensor | None:
             if tensor is None:
                 return None
-            _check_size(tensor, sample, name)
+            _check_size(tensor, sample, pixel_map.scale, name)
             return _normal_tensor(_batched(tensor, batch, name), sample)
 
+        colour_free = self.masks.colour_free if self.colour_region is None else ~(self.colour_region > 0.5)
+        with torch.inference_mode(False):
+            to_pixels = pixel_map.prepare(sample)
         return SelectiveRun(
             self,
             coarse=prepared(self.coarse, "coarse restoration"),
@@ -142,8 +161,9 @@ class SelectiveGuidance:
                 "colour reference"),
             damage=prepared(self.masks.damage, "scratch mask"),
             reference_region=prepared(self.masks.reference, "scratch mask"),
-            colour_free=prepared(self.masks.colour_free, "parsing"),
-            colour_target=prepared(self.colour_target, "colour target"))
+            colour_free=prepared(colour_free, "parsing"),
+            colour_target=prepared(self.colour_target, "colour target"),
+            to_pixels=to_pixels)
 
 
 @dataclass
@@ -156,6 +176,7 @@ class SelectiveRun:
     reference_region: torch.Tensor
     colour_free: torch.Tensor
     colour_target: torch.Tensor | None
+    to_pixels: ToPixels
 
     def gradient(self, x0h: torch.Tensor, when: StepTime) -> torch.Tensor:
         spec = self.spec
@@ -175,7 +196,7 @@ class SelectiveRun:
                     x0, self.colour_target, self.colour_free)
             return total
 
-        return _loss_gradient(x0h, loss)
+        return _loss_gradient(x0h, self.to_pixels, loss)
 
     def _builds_colour_target(self, when: StepTime) -> bool:
         if self.spec.reference_compat:
@@ -183,8 +204,8 @@ class SelectiveRun:
         return not when.after(self.spec.t1)
 
     def _transfer_colour(self, x0h: torch.Tensor) -> torch.Tensor:
+        content = _decoded(x0h, self.to_pixels)
         with torch.inference_mode(False):
-            content = x0h.detach().clone()
             style = self.colour_reference
             if self.spec.reference_compat:
                 # The released code whitens the colour-free regions of both images and hands the

@@ -3,8 +3,10 @@ MODEL, the guided sampler as a SAMPLER, and one-stop sampling with progress, pre
 interruption. Everything else in ssdiff_core is free of ComfyUI."""
 from __future__ import annotations
 
+import copy
 import logging
 import os
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -24,6 +26,7 @@ import folder_paths
 import latent_preview
 
 from ..models.guided_diffusion import FaceUNet, FaceUNetConfig
+from .pixel_space import IdentityMap, LinearRGBMap, PixelMap, ToPixels
 from .sampler import VARIANCE_SINK_KEY, Guidance, ItemNoise, StepFunction, sample_ssdiff
 from .schedule import respaced_sigmas
 
@@ -254,37 +257,139 @@ def base_step(name: str) -> StepFunction | None:
     return step
 
 
+LATENT_GUIDANCE = {
+    "vae_decoder": None,
+    "vae_decoder_bf16": torch.bfloat16,
+    "latent_rgb_approximation": None,
+}
+"""How a latent model's x0 reaches the pixel losses: through the VAE decoder (exact; memory for
+its activations, halved in bf16) or the latent -> RGB preview factors (fast, no VAE, approximate)."""
+
+
+def is_pixel_model(base_model: comfy.model_base.BaseModel) -> bool:
+    pixel_formats = tuple(cls for cls in (FacePixelFormat, getattr(comfy.latent_formats, "ChromaRadiance", None))
+                          if cls is not None)
+    return isinstance(base_model.latent_format, pixel_formats)
+
+
+_decoder_copies: "weakref.WeakKeyDictionary[torch.nn.Module, torch.nn.Module]" = weakref.WeakKeyDictionary()
+
+
+class VaeDecoderMap:
+    """The VAE's decoder as the pixel map. Autograd runs on a private copy made outside inference
+    mode: the VAE that ComfyUI loaded holds inference tensors, which autograd cannot save."""
+
+    def __init__(self, vae: comfy.sd.VAE, latent_format, dtype: torch.dtype | None = None):
+        self.vae, self.latent_format, self.dtype = vae, latent_format, dtype
+        self.scale = vae.downscale_ratio if isinstance(vae.downscale_ratio, int) else 8
+
+    def _decoder(self) -> torch.nn.Module:
+        network = self.vae.first_stage_model
+        decoder = _decoder_copies.get(network)
+        if decoder is None or any(parameter.is_inference() for parameter in decoder.parameters()):
+            with torch.inference_mode(False):
+                decoder = copy.deepcopy(network).requires_grad_(False).eval()
+            _decoder_copies[network] = decoder
+        return decoder
+
+    def prepare(self, sample: torch.Tensor) -> ToPixels:
+        with torch.inference_mode(False):
+            decoder = self._decoder().to(device=sample.device, dtype=self.dtype or torch.float32)
+        dtype = self.dtype or torch.float32
+
+        def to_pixels(x0: torch.Tensor) -> torch.Tensor:
+            return decoder.decode(self.latent_format.process_out(x0).to(dtype)).float()
+        return to_pixels
+
+
+def pixel_map_for(base_model: comfy.model_base.BaseModel, vae: comfy.sd.VAE | None,
+                  latent_guidance: str) -> tuple[PixelMap, bool]:
+    """(pixel map, clamp x0 to [-1, 1]) for the model being sampled."""
+    if is_pixel_model(base_model):
+        return IdentityMap(), True
+    latent_format = base_model.latent_format
+    if latent_guidance == "latent_rgb_approximation":
+        factors = getattr(latent_format, "latent_rgb_factors", None)
+        if factors is None:
+            raise ValueError(f"{type(latent_format).__name__} latents have no RGB preview factors: "
+                             "use latent_guidance 'vae_decoder' with a VAE")
+        scale = vae.downscale_ratio if vae is not None and isinstance(vae.downscale_ratio, int) else 8
+        return LinearRGBMap(factors, getattr(latent_format, "latent_rgb_factors_bias", None), scale), False
+    if vae is None:
+        raise ValueError("a latent model (SD1.5, SDXL, ...) needs its VAE for SSDiff guidance with "
+                         f"latent_guidance '{latent_guidance}': connect the checkpoint's VAE, or choose "
+                         "'latent_rgb_approximation'")
+    return VaeDecoderMap(vae, latent_format, LATENT_GUIDANCE[latent_guidance]), False
+
+
 def _host_sampler_function(model, x, sigmas, extra_args=None, callback=None, disable=None,
                            guidance: Guidance | None = None, base_sampler: str = LEARNED_VARIANCE_DDPM,
+                           vae: comfy.sd.VAE | None = None, latent_guidance: str = "vae_decoder",
                            step_noise: ItemNoise | None = None):
+    base_model = model.inner_model.inner_model
+    pixel_map, clamp_x0 = pixel_map_for(base_model, vae, latent_guidance)
     return sample_ssdiff(model, x, sigmas, extra_args, callback, disable, guidance=guidance,
-                         discrete_sigmas=schedule_sigmas(model.inner_model.inner_model),
-                         step_noise=step_noise, base_step=base_step(base_sampler),
+                         discrete_sigmas=schedule_sigmas(base_model), step_noise=step_noise,
+                         base_step=base_step(base_sampler), pixel_map=pixel_map, clamp_x0=clamp_x0,
                          interrupt=check_interrupt)
 
 
-def guided_sampler(guidance: Guidance, base_sampler: str = LEARNED_VARIANCE_DDPM) -> comfy.samplers.KSAMPLER:
+def guided_sampler(guidance: Guidance, base_sampler: str = LEARNED_VARIANCE_DDPM, vae: comfy.sd.VAE | None = None,
+                   latent_guidance: str = "vae_decoder") -> comfy.samplers.KSAMPLER:
     """A SAMPLER for SamplerCustom / SamplerCustomAdvanced that runs SSDiff's guided steps on top
-    of SSDiff's learned-variance DDPM step or of a single-step ComfyUI sampler."""
+    of SSDiff's learned-variance DDPM step or of a single-step ComfyUI sampler. With a latent
+    model, `vae` and `latent_guidance` say how x0 reaches the pixel losses."""
     base_step(base_sampler)  # refuse an unknown name now, not mid-sampling
-    return comfy.samplers.KSAMPLER(_host_sampler_function,
-                                   extra_options={"guidance": guidance, "base_sampler": base_sampler})
+    if latent_guidance not in LATENT_GUIDANCE:
+        raise ValueError(f"latent_guidance must be one of {', '.join(LATENT_GUIDANCE)}, got '{latent_guidance}'")
+    return comfy.samplers.KSAMPLER(_host_sampler_function, extra_options={
+        "guidance": guidance, "base_sampler": base_sampler, "vae": vae, "latent_guidance": latent_guidance})
 
 
-def downsampling_factor(model: comfy.model_patcher.ModelPatcher) -> int:
+def pixel_multiple(model: comfy.model_patcher.ModelPatcher, vae: comfy.sd.VAE | None = None) -> int:
+    """Image sides must be multiples of this: the network's downsampling (x the VAE's)."""
     network = model.get_model_object("diffusion_model")
-    return getattr(network, "downsampling_factor", 8)
+    factor = getattr(network, "downsampling_factor", 8)
+    if is_pixel_model(model.model):
+        return factor
+    return factor * (vae.downscale_ratio if vae is not None and isinstance(vae.downscale_ratio, int) else 8)
 
 
-def sample_guided(model: comfy.model_patcher.ModelPatcher, guidance: Guidance, shape: tuple[int, ...],
-                  seed: int, steps: int, base_sampler: str = LEARNED_VARIANCE_DDPM) -> torch.Tensor:
-    """Samples `shape` (B x 3 x H x W) from pure noise over `steps` respaced DDPM steps; item i of
-    the batch uses seed + i. Returns B x 3 x H x W in [-1, 1]."""
+@dataclass(frozen=True)
+class Conditioning:
+    """What a latent model samples under, as in KSampler; the face DDPM needs none of it."""
+    positive: list | None = None
+    negative: list | None = None
+    cfg: float = 1.0
+
+
+def sample_guided(model: comfy.model_patcher.ModelPatcher, guidance: Guidance, image_shape: tuple[int, ...],
+                  seed: int, steps: int, base_sampler: str = LEARNED_VARIANCE_DDPM,
+                  conditioning: Conditioning = Conditioning(), vae: comfy.sd.VAE | None = None,
+                  latent_guidance: str = "vae_decoder") -> torch.Tensor:
+    """Samples images of `image_shape` (B x 3 x H x W) from pure noise over `steps` respaced DDPM
+    steps; item i of the batch uses seed + i. Returns B x 3 x H x W in [-1, 1]. A latent model
+    samples latents (decoded by `vae`) under the given conditioning."""
+    pixel_space = is_pixel_model(model.model)
+    if pixel_space:
+        shape = tuple(image_shape)
+        positive = negative = empty_conditioning()
+    else:
+        if vae is None:
+            raise ValueError("a latent model (SD1.5, SDXL, ...) needs its VAE: connect the checkpoint's VAE")
+        if conditioning.positive is None or conditioning.negative is None:
+            raise ValueError("a latent model needs positive and negative conditioning (e.g. CLIPTextEncode)")
+        scale = vae.downscale_ratio
+        shape = (image_shape[0], model.model.latent_format.latent_channels,
+                 image_shape[2] // scale, image_shape[3] // scale)
+        positive, negative = conditioning.positive, conditioning.negative
     sigmas = respaced_sigmas(steps, schedule_sigmas(model.model))
     noise = ItemNoise(seed, shape).draw()
     callback = latent_preview.prepare_callback(model, len(sigmas) - 1)
     samples = comfy.sample.sample_custom(
-        model, noise, 1.0, guided_sampler(guidance, base_sampler), sigmas, empty_conditioning(), empty_conditioning(),
-        torch.zeros(shape), callback=callback, disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED,
-        seed=seed)
-    return samples.clamp(-1, 1)
+        model, noise, conditioning.cfg, guided_sampler(guidance, base_sampler, vae, latent_guidance), sigmas,
+        positive, negative, torch.zeros(shape), callback=callback,
+        disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
+    if pixel_space:
+        return samples.clamp(-1, 1)
+    return (vae.decode(samples).movedim(-1, 1)[:, :3].float() * 2 - 1).clamp(-1, 1)

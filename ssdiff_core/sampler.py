@@ -12,6 +12,7 @@ import torch
 
 from . import ddpm
 from .correction import apply_normalised_correction
+from .pixel_space import IdentityMap, PixelMap
 from .schedule import RepeatWindow, StepTime, snap_to_schedule, timestep_of_sigma
 
 VARIANCE_SINK_KEY = "ssdiff_variance_sink"
@@ -83,7 +84,7 @@ class Guidance(Protocol):
     scale: float
     repeat: RepeatWindow
     reference_compat: bool
-    def start(self, sample: torch.Tensor) -> GuidanceRun: ...
+    def start(self, sample: torch.Tensor, pixel_map: PixelMap) -> GuidanceRun: ...
 
 
 @dataclass
@@ -109,11 +110,11 @@ def _sigma_above(sigmas: list[float], index: int, discrete_sigmas: torch.Tensor)
 
 
 def _ddpm_step(model, x_t: torch.Tensor, step: ddpm.Transition, s_in: torch.Tensor, extra_args: dict,
-               sink: VarianceSink, step_noise: ItemNoise):
+               sink: VarianceSink, step_noise: ItemNoise, clamp_x0: bool):
     """The ancestral DDPM step; learned variance where the model gives its variance channels."""
     denoised = model(ddpm.k_diffusion_from_vp(x_t, step.sigma), step.sigma * s_in, **extra_args)
     model_output = sink.take()
-    x0h = denoised.clamp(-1, 1)
+    x0h = denoised.clamp(-1, 1) if clamp_x0 else denoised
     channels = x_t.shape[1]
     if model_output is not None and model_output.shape[1] == 2 * channels:
         log_variance = ddpm.learned_log_variance(step, model_output[:, channels:].float())
@@ -129,13 +130,16 @@ def sample_ssdiff(model: Callable[..., torch.Tensor], x: torch.Tensor, sigmas: t
                   extra_args: dict | None = None, callback: Callable[[dict], None] | None = None,
                   disable: bool | None = None, *, guidance: Guidance, discrete_sigmas: torch.Tensor,
                   step_noise: ItemNoise | None = None, base_step: StepFunction | None = None,
+                  pixel_map: PixelMap = IdentityMap(), clamp_x0: bool = True,
                   interrupt: Callable[[], None] | None = None) -> torch.Tensor:
     """Runs the guided reverse process over `sigmas` (descending, ending with 0).
 
     discrete_sigmas: the model's noise level per DDPM index, float64 where known (maps steps to
     the original schedule). step_noise: the per-step noise (default: ItemNoise of extra_args'
     seed, after the draw that made the initial noise). base_step: another sampler's step in
-    place of the learned-variance DDPM step. interrupt: called before every guided step.
+    place of the learned-variance DDPM step. pixel_map: x0 -> the pixels the losses are
+    written on (identity for a pixel-space model). clamp_x0: clamp the x0 estimate to [-1, 1]
+    (pixel space). interrupt: called before every guided step.
     """
     extra_args = dict(extra_args or {})
     sink = VarianceSink()
@@ -145,7 +149,7 @@ def sample_ssdiff(model: Callable[..., torch.Tensor], x: torch.Tensor, sigmas: t
     extra_args["model_options"] = model_options
     if step_noise is None:
         step_noise = ItemNoise(int(extra_args.get("seed", 0)), tuple(x.shape), skip=1)
-    run = guidance.start(x)
+    run = guidance.start(x, pixel_map)
     num_timesteps = len(discrete_sigmas)
     s_in = x.new_ones([x.shape[0]])
     levels = [snap_to_schedule(float(sigma), discrete_sigmas) for sigma in sigmas]
@@ -164,13 +168,14 @@ def sample_ssdiff(model: Callable[..., torch.Tensor], x: torch.Tensor, sigmas: t
                 interrupt()
             if base_step is None:
                 x0h, mean, log_variance, x_unguided, model_output = _ddpm_step(
-                    model, x_t, step, s_in, extra_args, sink, step_noise)
+                    model, x_t, step, s_in, extra_args, sink, step_noise, clamp_x0)
             else:
                 capturing = CapturingModel(model)
                 x_next = base_step(capturing, ddpm.k_diffusion_from_vp(x_t, sigma),
                                    torch.tensor([sigma, sigma_prev], device=x.device), extra_args,
                                    lambda: step_noise.draw(x.device, x.dtype))
-                x0h, mean, log_variance = capturing.first_denoised.clamp(-1, 1), None, None
+                x0h = capturing.first_denoised.clamp(-1, 1) if clamp_x0 else capturing.first_denoised
+                mean, log_variance = None, None
                 x_unguided, model_output = ddpm.vp_from_k_diffusion(x_next, sigma_prev), sink.take()
             gradient = run.gradient(x0h, when)
             per_image, per_channel = run.correction_rule(repeat_index)

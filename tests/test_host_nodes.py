@@ -43,14 +43,15 @@ def scratch_mask(batch: int = 1, height: int = 32, width: int = 32) -> torch.Ten
 
 def stage1_inputs(image, seed=7, steps=4, **extra):
     return dict(image=image, scale=0.001, repeats=1, s_start=1.0, s_end=0.7,
-                base_sampler="ddpm_learned_variance", reference_compat=False, seed=seed, steps=steps, **extra)
+                base_sampler="ddpm_learned_variance", latent_guidance="vae_decoder", cfg=1.0,
+                reference_compat=False, seed=seed, steps=steps, **extra)
 
 
 def stage2_inputs(image, pseudo_reference, seed=7, steps=4, **extra):
     return dict(image=image, coarse_restoration=image, pseudo_reference=pseudo_reference, t1=0.4,
                 scale=0.0035, structure_weight=1.0, reference_weight=100.0, colour_weight=20.0,
                 repeats=1, s_start=1.0, s_end=0.7, base_sampler="ddpm_learned_variance",
-                reference_compat=False, seed=seed, steps=steps, **extra)
+                latent_guidance="vae_decoder", cfg=1.0, reference_compat=False, seed=seed, steps=steps, **extra)
 
 
 def test_loader_reads_pth_with_module_prefix_and_safetensors(comfy, face_model):
@@ -104,7 +105,8 @@ def test_sampler_custom_runs_ssdiff_guidance(comfy, face_model, base_sampler):
     sampler, = execute(comfy, "SSDiffSelectiveSampler", image=faces, coarse_restoration=faces,
                        pseudo_reference=faces, scratch_mask=scratch_mask(), t1=0.4, scale=0.0035,
                        structure_weight=1.0, reference_weight=100.0, colour_weight=20.0, repeats=1,
-                       s_start=1.0, s_end=0.7, base_sampler=base_sampler, reference_compat=False)
+                       s_start=1.0, s_end=0.7, base_sampler=base_sampler, latent_guidance="vae_decoder",
+                       reference_compat=False)
     sigmas, = execute(comfy, "BasicScheduler", model=model, scheduler="simple", steps=5, denoise=1.0)
     latent, = execute(comfy, "VAEEncode", pixels=faces, vae=vae)
     output, denoised = execute(comfy, "SamplerCustom", model=model, add_noise=True, noise_seed=3, cfg=1.0,

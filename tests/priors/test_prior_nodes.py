@@ -129,6 +129,6 @@ def test_selective_sampler_takes_the_loaded_colour_transfer(comfy):
     restored, = execute(comfy, "SSDiffSampler", model=model, image=face, coarse_restoration=face,
                         pseudo_reference=face, colour_transfer=transfer, t1=0.5, scale=0.0035,
                         structure_weight=1.0, reference_weight=100.0, colour_weight=20.0, repeats=1,
-                        s_start=1.0, s_end=0.7, base_sampler="ddpm_learned_variance", reference_compat=False,
-                        seed=1, steps=4)
+                        s_start=1.0, s_end=0.7, base_sampler="ddpm_learned_variance",
+                        latent_guidance="vae_decoder", cfg=1.0, reference_compat=False, seed=1, steps=4)
     assert restored.shape == face.shape and torch.isfinite(restored).all()
