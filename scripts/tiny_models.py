@@ -115,3 +115,72 @@ TINY_STAND_INS = {
                                  save_codeformer),
 }
 """Per loader node: (input, models subfolder, file name, writer) of a tiny random stand-in."""
+
+
+SD15_TINY_UNET = {
+    "use_checkpoint": False, "image_size": 32, "in_channels": 4, "out_channels": 4, "model_channels": 32,
+    "num_res_blocks": [1, 1], "channel_mult": [1, 2], "transformer_depth": [1, 1], "transformer_depth_middle": 1,
+    "transformer_depth_output": [1, 1, 1, 1], "use_spatial_transformer": True, "legacy": False,
+    "context_dim": 32, "use_linear_in_transformer": False, "adm_in_channels": None,
+    "use_temporal_resblock": False, "use_temporal_attention": False,
+}
+"""SD1.5's UNet class at a fraction of its widths (context 32 instead of 768)."""
+SD_TINY_VAE = {"embed_dim": 4, "ddconfig": {
+    "double_z": True, "z_channels": 4, "resolution": 64, "in_channels": 3, "out_ch": 3, "ch": 32,
+    "ch_mult": [1, 1, 1, 1], "num_res_blocks": 1, "attn_resolutions": [], "dropout": 0.0}}
+"""SD's AutoencoderKL, 8x downscaling as the real one, 32 channels wide."""
+
+
+def _redrawn(module: torch.nn.Module, seed: int, std: float = 0.05) -> None:
+    """ComfyUI builds its networks without initialising them: give every weight a value."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in module.named_parameters():
+            if name.endswith("norm.weight") or ".norm" in name and name.endswith("weight"):
+                parameter.copy_(1 + torch.randn(parameter.shape, generator=generator) * std)
+            else:
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * std)
+
+
+def sd15_model(unet_config: dict = SD15_TINY_UNET, seed: int = 0):
+    """A ComfyUI MODEL of the SD1.5 family (ComfyUI's own classes), random weights, on the CPU."""
+    import comfy.model_management
+    import comfy.model_patcher
+    import comfy.supported_models
+
+    config = comfy.supported_models.SD15(dict(unet_config))
+    model = config.get_model({}, device=torch.device("cpu"))
+    _redrawn(model.diffusion_model, seed)
+    device = comfy.model_management.get_torch_device()
+    return comfy.model_patcher.ModelPatcher(model, load_device=device,
+                                            offload_device=comfy.model_management.unet_offload_device())
+
+
+def sd_vae(vae_config: dict = SD_TINY_VAE, seed: int = 0):
+    """ComfyUI's VAE around SD's AutoencoderKL, random weights."""
+    import comfy.sd
+    from comfy.ldm.models.autoencoder import AutoencoderKL
+
+    torch.manual_seed(seed)
+    network = AutoencoderKL(**vae_config)
+    _redrawn(network, seed, std=0.15)
+    return comfy.sd.VAE(sd=network.state_dict(), config={"params": vae_config})
+
+
+def save_unet_lora(model, path: Path, rank: int = 4, seed: int = 0) -> Path:
+    """A LoRA in the kohya 'lora_unet_*' form for the attention projections of a MODEL, random
+    low-rank weights (saved as .safetensors, as LoRAs are published)."""
+    import comfy.lora
+
+    generator = torch.Generator().manual_seed(seed)
+    weights = model.model.state_dict()
+    lora = {}
+    for lora_key, weight_key in comfy.lora.model_lora_keys_unet(model.model, {}).items():
+        if not lora_key.startswith("lora_unet_") or not weight_key.endswith(("to_q.weight", "to_v.weight")):
+            continue
+        out_features, in_features = weights[weight_key].shape
+        lora[f"{lora_key}.lora_up.weight"] = torch.randn(out_features, rank, generator=generator) * 0.5
+        lora[f"{lora_key}.lora_down.weight"] = torch.randn(rank, in_features, generator=generator) * 0.5
+        lora[f"{lora_key}.alpha"] = torch.tensor(float(rank))
+    save_file(lora, str(path))
+    return path
