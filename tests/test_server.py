@@ -72,6 +72,23 @@ def test_nodes_are_listed_with_their_types(object_info):
     assert object_info["SSDiffLabelMapToParsing"]["output"] == ["SSDIFF_PARSING"]
 
 
+@pytest.mark.parametrize("workflow", sorted(path.name for path in WORKFLOWS.glob("*_api.json")))
+def test_every_api_workflow_matches_the_nodes_declarations(object_info, workflow):
+    prompt = json.loads((WORKFLOWS / workflow).read_text())
+    for node_id, node in prompt.items():
+        declared = object_info.get(node["class_type"])
+        assert declared is not None, f"{workflow} node {node_id}: unknown type {node['class_type']}"
+        inputs = {**declared["input"].get("required", {}), **declared["input"].get("optional", {})}
+        for name, value in node["inputs"].items():
+            assert name in inputs, f"{workflow} node {node_id} ({node['class_type']}): no input '{name}'"
+            if isinstance(value, list):
+                source = prompt[value[0]]
+                output_type = object_info[source["class_type"]]["output"][value[1]]
+                assert output_type == inputs[name][0], f"{workflow} node {node_id}.{name}: {output_type} link"
+        missing = set(declared["input"].get("required", {})) - set(node["inputs"])
+        assert not missing, f"{workflow} node {node_id} ({node['class_type']}) lacks {sorted(missing)}"
+
+
 def test_shipped_workflow_runs_and_writes_images(server):
     entry = server.run(shipped_workflow(server))
     images = server.output_images(entry)
