@@ -33,13 +33,16 @@ if [ ! -f "$venv/.ssdiff-torch-and-comfyui" ]; then
   touch "$venv/.ssdiff-torch-and-comfyui"
 fi
 
-requirements_stamp="$(cat "$(vendored_comfyui)/requirements.txt" "$repo/requirements.txt" "$repo/requirements-dev.txt" | sha256sum)"
+requirements_stamp="$( (cat "$(vendored_comfyui)/requirements.txt" "$repo/requirements.txt" "$repo/requirements-dev.txt"; echo comfy-cli==1.23.0) | sha256sum)"
 if [ "$(cat "$venv/.ssdiff-requirements" 2>/dev/null)" != "$requirements_stamp" ]; then
   # ComfyUI's own requirements, minus the torch family (installed above; torchaudio unused:
   # only ComfyUI's audio nodes need it).
   grep -vE '^\s*(#|$)|^torch(vision|audio)?\b' "$(vendored_comfyui)/requirements.txt" > "$venv/comfyui-requirements.txt"
   quiet_pip -r "$venv/comfyui-requirements.txt"
   quiet_pip -r "$repo/requirements.txt" -r "$repo/requirements-dev.txt"
+  # comfy-cli's UI -> API workflow converter, for tests/test_workflows_ui.py; its own
+  # dependencies (a CLI's: uv, ruff, telemetry, ...) are not needed for that.
+  quiet_pip --no-deps comfy-cli==1.23.0 pathspec
   echo "$requirements_stamp" > "$venv/.ssdiff-requirements"
 fi
 

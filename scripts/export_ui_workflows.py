@@ -1,0 +1,295 @@
+"""Writes the UI-format workflows (the format ComfyUI's frontend saves and loads) from the
+API-format ones, built and saved by the real frontend in headless Chromium.
+
+For each `workflows/<name>_api.json` listed in LAYOUTS, the script starts ComfyUI (`main.py --cpu`
+on 127.0.0.1) with this pack, opens its frontend, creates the nodes with LiteGraph as a user
+would (titles, widget values, links; seeds set to "fixed"), lays them out in the columns below,
+adds a note naming every checkpoint the workflow needs and where it goes, and saves the graph with
+`app.graph.serialize()`. It then checks that the frontend's own conversion (`app.graphToPrompt()`)
+gives back exactly the API file, and writes
+
+    workflows/<name>.json            the UI workflow
+    example_workflows/<name>.json    the same file, for ComfyUI's template browser
+    example_workflows/<name>.jpg     its thumbnail: the workflow as the frontend shows it
+
+Run after a node's inputs change (then update the API file first):
+    bash scripts/setup_browser.sh && .venv/bin/python scripts/export_ui_workflows.py
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import re
+import tempfile
+import uuid
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from chromium_cdp import Chromium, find_chromium, inspect_workflow, open_comfyui, SETUP_HINT  # noqa: E402
+from headless import ComfyServer  # noqa: E402
+
+_PYPROJECT = (REPO / "pyproject.toml").read_text()
+PACK_ID = re.search(r'^name = "([^"]+)"', _PYPROJECT, re.M).group(1)
+PACK_VERSION = re.search(r'^version = "([^"]+)"', _PYPROJECT, re.M).group(1)
+"""properties.cnr_id / ver of our nodes: the registry id and version (pyproject.toml)."""
+VIEW = (1600, 1000)
+"""The browser's viewport; each workflow's saved view (extra.ds) frames the whole graph in it."""
+
+CHECKPOINTS = {
+    "face_ddpm": "- `iddpm_ffhq512_ema500000.pth` -> `ComfyUI/models/ssdiff/` (face DDPM: DifFace release "
+                 "V1.0, github.com/zsyOAOA/DifFace/releases)",
+    "scratch": "- `FT_Epoch_latest.pt` -> `ComfyUI/models/ssdiff/` (scratch detector: *Bringing Old Photos Back "
+               "to Life* release v1.0, `global_checkpoints.zip` -> `Global/checkpoints/detection/`)",
+    "codeformer": "- `codeformer.pth` -> `ComfyUI/models/facerestore_models/` (CodeFormer release v0.1.0, "
+                  "github.com/sczhou/CodeFormer/releases; needs the `spandrel_extra_arches` package)",
+    "parser": "- `resnet34.pt` -> `ComfyUI/models/ssdiff/` (face parser: github.com/yakhyo/face-parsing/releases); "
+              "or `parsing_parsenet.pth` -> `ComfyUI/models/facedetection/` (facexlib v0.2.2)",
+    "cap_vstnet": "- `photo_image.pt` -> `ComfyUI/models/ssdiff/` (CAP-VSTNet, github.com/linfengWen98/CAP-VSTNet "
+                  "checkpoints)",
+    "detector": "- `detection_Resnet50_Final.pth` (or `detection_mobilenet0.25_Final.pth`) -> "
+                "`ComfyUI/models/facedetection/` (RetinaFace: facexlib release v0.1.0)",
+}
+FOOTER = ("Folders listed for `ssdiff`, `facedetection` or `facerestore_models` in `extra_model_paths.yaml` "
+          "are searched too. Nothing is downloaded: a missing file is named, with its source, when you "
+          "press Run. The checkpoints carry their own (partly non-commercial) licences.")
+
+
+def note(title: str, about: str, files: tuple[str, ...], image: str) -> str:
+    lines = [f"## {title}", "", about, "", "**Checkpoints** (choose each file in its loader node):",
+             *[CHECKPOINTS[key] for key in files], "", f"**Input**: {image}", "", FOOTER]
+    return "\n".join(lines)
+
+
+LAYOUTS = {
+    "aligned_face_restoration": {
+        "columns": [["note"], [2, 3, 5, 7, 10], [4, 6, 8, 1], [9, 13], [11, 12]],
+        "note": note(
+            "SSDiff: aligned face restoration",
+            "An aligned old face (FFHQ alignment, e.g. from SSDiff Face Crop): scratch mask, coarse "
+            "restoration R (CodeFormer, w = 0.5), parsing of R, stage 1 (pseudo-reference) and stage 2 "
+            "(selective guided restoration) with the same seed. 2 x 100 steps take about 14 minutes on "
+            "two CPU cores, seconds on a GPU.",
+            ("face_ddpm", "scratch", "codeformer", "parser", "cap_vstnet"),
+            "an aligned face in `ComfyUI/input/`; the pack's sample is `assets/sample/ssdiff_sample_face.png`."),
+    },
+    "whole_photo_restoration": {
+        "columns": [["note"], [1, 2, 4, 6, 8], [3, 10, 12], [5, 7, 9], [11], [13], [14, 15]],
+        "note": note(
+            "SSDiff: whole old photo",
+            "Finds the faces (RetinaFace), aligns each to the FFHQ 512 template, restores every face "
+            "as in the aligned-face workflow (scratch mask, CodeFormer R, parsing, stage 1, stage 2), "
+            "and pastes the restored faces back with a feathered inverse affine. A photo without a face "
+            "comes back unchanged.",
+            ("detector", "face_ddpm", "scratch", "codeformer", "parser", "cap_vstnet"),
+            "an old photo in `ComfyUI/input/`; the pack's samples are `assets/sample/ssdiff_sample_photo.png` "
+            "(a synthetic face on a card) and `assets/sample/ssdiff_sample_old_photo.png` (a public-domain "
+            "portrait aged by `scripts/age_photo.py`)."),
+    },
+    "sampler_custom_advanced": {
+        "columns": [["note"], [2, 1, 3, 5, 7, 9], [4, 6, 8, 10, 12], [11, 13, 14, 15], [16, 17, 22],
+                    [18], [19, 20, 21]],
+        "note": note(
+            "SSDiff guidance in your own graph",
+            "SSDiff Pseudo Reference Sampler and SSDiff Selective Sampler are SAMPLERs: plug them into "
+            "SamplerCustomAdvanced (or SamplerCustom) like any sampler, with your own noise, guider and "
+            "sigmas. Here: the face DDPM's MODEL, a CFG guider at cfg 1.0 with SSDiff Unconditional, 100 "
+            "`simple` steps, and the face encoded by the loader's pixel VAE (the latent has the image's "
+            "size). Stage 1's decoded output is stage 2's pseudo-reference; one RandomNoise feeds both "
+            "stages, as in the paper. For an SD-type MODEL, connect its VAE to the samplers' `vae` input.",
+            ("face_ddpm", "scratch", "codeformer", "parser", "cap_vstnet"),
+            "an aligned face in `ComfyUI/input/`; the pack's sample is `assets/sample/ssdiff_sample_face.png`."),
+    },
+}
+
+BUILD_JS = r"""
+(async (api, spec) => {
+  await app.loadGraphData({last_node_id: 0, last_link_id: 0, nodes: [], links: [], groups: [], config: {},
+                           extra: {}, version: 0.4}, true, false, spec.name);
+  const graph = app.graph;
+  const nodes = {};
+  for (const [id, entry] of Object.entries(api)) {
+    const node = LiteGraph.createNode(entry.class_type);
+    if (!node) throw new Error(`the frontend does not know ${entry.class_type}`);
+    node.id = +id;
+    if (entry._meta?.title) node.title = entry._meta.title;
+    graph.add(node);
+    nodes[id] = node;
+  }
+  for (const [id, entry] of Object.entries(api)) {
+    const node = nodes[id];
+    for (const [name, value] of Object.entries(entry.inputs)) {
+      if (Array.isArray(value)) {
+        const target = node.inputs.findIndex(input => input.name === name);
+        if (target < 0) throw new Error(`${entry.class_type} ${id} has no input ${name}`);
+        const link = nodes[value[0]].connect(value[1], node, target);
+        if (!link) throw new Error(`cannot link ${value} to ${entry.class_type} ${id}.${name}`);
+      } else {
+        const widget = node.widgets?.find(widget => widget.name === name);
+        if (!widget) throw new Error(`${entry.class_type} ${id} has no widget ${name}`);
+        widget.value = value;
+      }
+    }
+    for (const widget of node.widgets ?? []) {
+      if (widget.name === 'control_after_generate') widget.value = 'fixed';
+    }
+    const core = (node.constructor.nodeData?.python_module ?? '').split('.')[0];
+    const ours = entry.class_type.startsWith('SSDiff');
+    node.properties['Node name for S&R'] = entry.class_type;
+    node.properties.cnr_id = ours ? spec.pack_id : (['nodes', 'comfy_extras'].includes(core) ? 'comfy-core' : undefined);
+    node.properties.ver = ours ? spec.pack_version : spec.comfyui_version;
+  }
+  const note = LiteGraph.createNode('MarkdownNote');
+  note.id = Math.max(...Object.keys(api).map(Number)) + 1;
+  note.title = 'Checkpoints: what this workflow needs and where';
+  graph.add(note);
+  note.widgets[0].value = spec.note;
+  note.size = [spec.note_width, spec.note_height];
+  nodes.note = note;
+  // Columns, left to right; nodes stacked top to bottom at the sizes the canvas gives them once
+  // drawn (titles and widgets measured).
+  app.canvas.setDirty(true, true);
+  await new Promise(resolve => requestAnimationFrame(() => requestAnimationFrame(resolve)));
+  for (const node of graph.nodes) {
+    if (node === note) continue;
+    const size = node.computeSize();
+    // LoadImage shows the chosen image below its widgets: leave it room.
+    const height = node.type === 'LoadImage' ? spec.image_preview_height : 0;
+    node.setSize([Math.max(node.size[0], size[0]), Math.max(node.size[1], size[1], height)]);
+  }
+  let x = 0;
+  for (const column of spec.columns) {
+    let y = 0, width = 0;
+    for (const key of column) {
+      const node = nodes[key];
+      node.pos = [x, y];
+      y += node.size[1] + LiteGraph.NODE_TITLE_HEIGHT + spec.gap;
+      width = Math.max(width, node.size[0]);
+    }
+    x += width + spec.gap * 2;
+  }
+  for (const node of graph.nodes) if (!spec.columns.flat().map(String).includes(String(
+      node === note ? 'note' : node.id))) throw new Error(`node ${node.id} is in no column`);
+  app.canvas.setDirty(true, true);
+  return JSON.stringify({workflow: graph.serialize(), prompt: (await app.graphToPrompt()).output});
+})
+"""
+
+
+THUMBNAIL_JS = r"""
+(async (ds) => {
+  // The thumbnail shows the whole graph alone: focus mode hides the menus and side bars, and the
+  // canvas draws text at any zoom.
+  if (!app.extensionManager.focusMode) await app.extensionManager.command.execute('Workspace.ToggleFocusMode');
+  app.canvas.min_font_size_for_lod = 0;
+  app.canvas.ds.scale = ds.scale;
+  app.canvas.ds.offset = ds.offset;
+  app.canvas.setDirty(true, true);
+  await new Promise(resolve => setTimeout(resolve, 300));
+  await new Promise(resolve => requestAnimationFrame(() => requestAnimationFrame(resolve)));
+  return true;
+})
+"""
+
+MIN_SCALE = 0.6
+"""The frontend draws nodes without their text below about 0.57 (its LOD font-size setting)."""
+
+
+def graph_bounds(workflow: dict) -> tuple[float, float, float, float]:
+    boxes = [(node["pos"][0], node["pos"][1] - 30, node["pos"][0] + node["size"][0], node["pos"][1] + node["size"][1])
+             for node in workflow["nodes"]]
+    return (min(box[0] for box in boxes), min(box[1] for box in boxes),
+            max(box[2] for box in boxes), max(box[3] for box in boxes))
+
+
+def fit_view(workflow: dict, margin: int = 40, left_bar: int = 0, top_bar: int = 0) -> dict:
+    """A view (screen = (pos + offset) * scale) that shows the whole graph inside VIEW, centred."""
+    left, top, right, bottom = graph_bounds(workflow)
+    width, height = VIEW[0] - 2 * margin - left_bar, VIEW[1] - 2 * margin - top_bar
+    scale = round(min(1.0, width / (right - left), height / (bottom - top)), 4)
+    return {"scale": scale, "offset": [round((VIEW[0] + left_bar) / 2 / scale - (left + right) / 2, 1),
+                                       round((VIEW[1] + top_bar) / 2 / scale - (top + bottom) / 2, 1)]}
+
+
+def saved_view(workflow: dict) -> dict:
+    """extra.ds of the saved workflow: the whole graph when it fits at a readable zoom, else the
+    readable zoom with the graph's top left corner in view (the left and top bars allowed for)."""
+    view = fit_view(workflow, left_bar=60, top_bar=100)
+    if view["scale"] >= MIN_SCALE:
+        return view
+    left, top, _, _ = graph_bounds(workflow)
+    return {"scale": MIN_SCALE, "offset": [round(100 / MIN_SCALE - left, 1), round(140 / MIN_SCALE - top, 1)]}
+
+
+def api_differences(prompt: dict, api: dict) -> list[str]:
+    """How the frontend's API prompt differs from the shipped API file (class, inputs, title)."""
+    problems = []
+    for node_id in sorted(set(prompt) | set(api), key=int):
+        ours, theirs = prompt.get(node_id), api.get(node_id)
+        if ours is None or theirs is None:
+            problems.append(f"node {node_id}: only in {'the API file' if ours is None else 'the UI graph'}")
+            continue
+        for key in ("class_type",):
+            if ours[key] != theirs[key]:
+                problems.append(f"node {node_id}: {key} {ours[key]} != {theirs[key]}")
+        if ours.get("_meta", {}).get("title") != theirs.get("_meta", {}).get("title"):
+            problems.append(f"node {node_id}: title {ours.get('_meta')} != {theirs.get('_meta')}")
+        for name in sorted(set(ours["inputs"]) | set(theirs["inputs"])):
+            if ours["inputs"].get(name, "<missing>") != theirs["inputs"].get(name, "<missing>"):
+                problems.append(f"node {node_id} ({theirs['class_type']}).{name}: UI gives "
+                                f"{ours['inputs'].get(name, '<missing>')!r}, API file has "
+                                f"{theirs['inputs'].get(name, '<missing>')!r}")
+    return problems
+
+
+def export(browser: Chromium, name: str, layout: dict, comfyui_version: str) -> dict:
+    api = json.loads((REPO / "workflows" / f"{name}_api.json").read_text())
+    spec = {"name": f"{name}.json", "columns": layout["columns"], "note": layout["note"], "gap": 30,
+            "note_width": 420, "note_height": 520, "image_preview_height": 320, "pack_id": PACK_ID, "pack_version": PACK_VERSION,
+            "comfyui_version": comfyui_version}
+    result = json.loads(browser.evaluate(f"{BUILD_JS}({json.dumps(api)}, {json.dumps(spec)})", timeout=120))
+    problems = api_differences(result["prompt"], api)
+    if problems:
+        raise SystemExit(f"{name}: the frontend's prompt differs from workflows/{name}_api.json:\n  "
+                         + "\n  ".join(problems))
+    workflow = result["workflow"]
+    workflow["id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"ssdiff/workflows/{name}"))
+    workflow.setdefault("extra", {})["ds"] = saved_view(workflow)
+    return workflow
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("names", nargs="*", default=list(LAYOUTS), help="workflows to export (default: all)")
+    parser.add_argument("--host", type=Path, default=REPO / ".host" / "ComfyUI", help="the ComfyUI root")
+    parser.add_argument("--no-thumbnails", action="store_true", help="skip example_workflows/*.jpg")
+    args = parser.parse_args()
+    if find_chromium() is None:
+        raise SystemExit(f"no Chromium: {SETUP_HINT}")
+    (REPO / "example_workflows").mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="ssdiff-export-") as work, \
+            ComfyServer(args.host, Path(work) / "server") as server, \
+            Chromium(width=VIEW[0], height=VIEW[1]) as browser:
+        comfyui_version = requests.get(f"{server.url}/system_stats", timeout=10).json()["system"]["comfyui_version"]
+        open_comfyui(browser, server.url)
+        for name in args.names:
+            workflow = export(browser, name, LAYOUTS[name], comfyui_version)
+            text = json.dumps(workflow, indent=2, ensure_ascii=False) + "\n"
+            for folder in ("workflows", "example_workflows"):
+                (REPO / folder / f"{name}.json").write_text(text)
+            report = inspect_workflow(browser, workflow, f"{name}.json")  # reopened as a user would
+            if report["unregistered"] or report["with_errors"] or report["dialogs"]:
+                raise SystemExit(f"{name}: the frontend does not open it cleanly: {report}")
+            if not args.no_thumbnails:
+                browser.evaluate(f"{THUMBNAIL_JS}({json.dumps(fit_view(workflow))})")
+                browser.screenshot(REPO / "example_workflows" / f"{name}.jpg", format="jpeg", scale=0.5)
+            print(f"wrote workflows/{name}.json and example_workflows/{name}.json "
+                  f"({len(workflow['nodes'])} nodes, {len(workflow['links'])} links)")
+
+
+if __name__ == "__main__":
+    main()
