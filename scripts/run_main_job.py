@@ -1,7 +1,9 @@
 """The README's main job: runs a shipped workflow headless on a bundled sample and writes the
 outputs. Usage (from the repo root, after scripts/setup_host.sh):
 
-    .venv/bin/python scripts/run_main_job.py [--workflow W] [--inputs DIR] [--output DIR] [--steps N]
+    .venv/bin/python scripts/run_main_job.py [--workflow W] [--image PHOTO] [--inputs DIR] [--output DIR] [--steps N]
+
+By default: the whole-photo workflow on the bundled aged portrait (assets/sample/PROVENANCE.md).
 
 Checkpoints are looked up in the host's models/ folders (ssdiff, facedetection, facerestore_models)
 and in --models-dir (laid out the same way). For each one missing, the job says so and runs a tiny
@@ -67,9 +69,11 @@ def missing_checkpoints(prompt: dict, roots: list[Path]) -> list[dict]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workflow", type=Path, default=REPO / "workflows" / "aligned_face_restoration_api.json")
+    parser.add_argument("--workflow", type=Path, default=REPO / "workflows" / "whole_photo_restoration_api.json")
+    parser.add_argument("--image", type=Path, default=REPO / "assets" / "sample" / "ssdiff_sample_old_photo.png",
+                        help="the photo for the workflow's first LoadImage node ('' keeps the workflow's own)")
     parser.add_argument("--inputs", type=Path, default=REPO / "assets" / "sample",
-                        help="folder whose images the workflow's LoadImage nodes name")
+                        help="folder whose images the workflow's other LoadImage nodes name")
     parser.add_argument("--output", type=Path, default=REPO / "output")
     parser.add_argument("--models-dir", type=Path, help="an extra models folder (with ssdiff/ inside)")
     parser.add_argument("--steps", type=int, help="override every sampler's step count")
@@ -78,6 +82,11 @@ def main() -> int:
     options = parser.parse_args()
 
     prompt = json.loads(options.workflow.read_text())
+    photo = options.image if str(options.image) not in ("", ".") else None
+    if photo is not None:
+        first_load = next(node for key, node in sorted(prompt.items(), key=lambda item: int(item[0]))
+                          if node["class_type"] == "LoadImage")
+        first_load["inputs"]["image"] = photo.name
     roots = [options.host / "models"] + ([options.models_dir] if options.models_dir else [])
     missing = missing_checkpoints(prompt, roots)
     plumbing_check = bool(missing)
@@ -106,10 +115,10 @@ def main() -> int:
                 node["inputs"]["steps"] = steps
 
         with ComfyServer(options.host, Path(work) / "server", models_root) as server:
-            for image in options.inputs.iterdir():
+            for image in [*options.inputs.iterdir(), *([photo] if photo else [])]:
                 if image.is_file():
                     shutil.copy(image, server.input_dir / image.name)
-            print(f"Running {options.workflow.name} on {options.inputs} (ComfyUI at {server.url}) ...")
+            print(f"Running {options.workflow.name} on {photo or options.inputs} (ComfyUI at {server.url}) ...")
             try:
                 entry = server.run(prompt, timeout=6 * 3600)
             except Exception:
