@@ -328,10 +328,18 @@ def _host_sampler_function(model, x, sigmas, extra_args=None, callback=None, dis
                            step_noise: ItemNoise | None = None):
     base_model = model.inner_model.inner_model
     pixel_map, clamp_x0 = pixel_map_for(base_model, vae, latent_guidance)
-    return sample_ssdiff(model, x, sigmas, extra_args, callback, disable, guidance=guidance,
-                         discrete_sigmas=schedule_sigmas(base_model), step_noise=step_noise,
-                         base_step=base_step(base_sampler), pixel_map=pixel_map, clamp_x0=clamp_x0,
-                         interrupt=check_interrupt)
+    try:
+        return sample_ssdiff(model, x, sigmas, extra_args, callback, disable, guidance=guidance,
+                             discrete_sigmas=schedule_sigmas(base_model), step_noise=step_noise,
+                             base_step=base_step(base_sampler), pixel_map=pixel_map, clamp_x0=clamp_x0,
+                             interrupt=check_interrupt)
+    except torch.OutOfMemoryError as error:
+        comfy.model_management.soft_empty_cache()
+        raise MemoryError(
+            f"SSDiff guidance ran out of memory on a batch of {x.shape[0]} at {tuple(x.shape[-2:])}. Lower-memory "
+            "options: fewer faces per batch (SSDiff Face Crop selection 'largest' or 'index'), weight_dtype "
+            "bf16 in the face diffusion loader, latent_guidance 'vae_decoder_bf16' or "
+            "'latent_rgb_approximation' for latent models, or ComfyUI's --lowvram") from error
 
 
 def guided_sampler(guidance: Guidance, base_sampler: str = LEARNED_VARIANCE_DDPM, vae: comfy.sd.VAE | None = None,
