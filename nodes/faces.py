@@ -7,7 +7,7 @@ from comfy_api.latest import io
 from ..ssdiff_core import host
 from ..ssdiff_core.face_detection import RETINAFACE_MARKER_KEYS, retinaface_from_state_dict
 from ..ssdiff_core.faces import crop_faces, paste_faces
-from .loading import checkpoint_input, validate_checkpoint
+from .loading import checkpoint_input, load_checkpoint, validate_checkpoint
 
 FaceDetector = io.Custom("SSDIFF_FACE_DETECTOR")
 FaceInfo = io.Custom("SSDIFF_FACE_INFO")
@@ -32,10 +32,11 @@ class SSDiffFaceDetectorLoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, model_name: str) -> io.NodeOutput:
-        path = host.model_path(host.FACE_DETECTOR, model_name)
-        state_dict = host.read_state_dict(host.FACE_DETECTOR, path, RETINAFACE_MARKER_KEYS)
+        device = host.compute_device()
         with torch.inference_mode(False):
-            detector = retinaface_from_state_dict(state_dict, host.compute_device())
+            detector = load_checkpoint(host.FACE_DETECTOR, model_name,
+                                       lambda state_dict: retinaface_from_state_dict(state_dict, device),
+                                       RETINAFACE_MARKER_KEYS)
         return io.NodeOutput(detector)
 
 

@@ -9,7 +9,7 @@ from ..ssdiff_core import host
 from ..ssdiff_core.parsing import FaceParser, parse_faces, preview
 from ..ssdiff_core.regions import CELEBAMASK_HQ_LABELS, REGION_GROUPS, region_mask, resolve_regions
 from .guidance_inputs import Parsing
-from .loading import checkpoint_input, validate_checkpoint
+from .loading import checkpoint_input, load_checkpoint, validate_checkpoint
 
 FaceParserType = io.Custom("SSDIFF_FACE_PARSER")
 
@@ -33,13 +33,7 @@ class SSDiffFaceParserLoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, model_name: str) -> io.NodeOutput:
-        kind = host.FACE_PARSER
-        state_dict = host.read_state_dict(kind, host.model_path(kind, model_name))
-        try:
-            network, backend = face_parser_from_state_dict(state_dict)
-        except ValueError as error:
-            raise host.CheckpointError(f"'{model_name}' is {error}. Expected {kind.expected} from "
-                                       f"{kind.source}") from error
+        network, backend = load_checkpoint(host.FACE_PARSER, model_name, face_parser_from_state_dict)
         return io.NodeOutput(FaceParser(network.to(host.compute_device()), backend))
 
 

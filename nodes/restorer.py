@@ -9,7 +9,7 @@ from comfy_api.latest import io
 
 from ..ssdiff_core import host
 from ..ssdiff_core.coarse import FIDELITY_ARCHITECTURES, coarse_restore
-from .loading import checkpoint_input, validate_checkpoint
+from .loading import checkpoint_input, load_checkpoint, validate_checkpoint
 
 FaceRestorer = io.Custom("SSDIFF_FACE_RESTORER")
 
@@ -20,14 +20,18 @@ class LoadedRestorer:
     architecture: str
 
 
-def _spandrel_loader():
+def _spandrel_descriptor(state_dict: dict[str, torch.Tensor]):
     import spandrel
     try:
         import spandrel_extra_arches
         spandrel_extra_arches.install(ignore_duplicates=True)  # CodeFormer lives there
     except ImportError:
         pass
-    return spandrel.ModelLoader()
+    try:
+        return spandrel.ModelLoader().load_from_state_dict(state_dict)
+    except spandrel.UnsupportedModelError as error:
+        raise ValueError(f"not an architecture spandrel knows ({error}); CodeFormer needs "
+                         "`pip install spandrel_extra_arches`") from error
 
 
 class SSDiffFaceRestorerLoader(io.ComfyNode):
@@ -50,13 +54,7 @@ class SSDiffFaceRestorerLoader(io.ComfyNode):
     @classmethod
     def execute(cls, model_name: str) -> io.NodeOutput:
         kind = host.FACE_RESTORER
-        state_dict = host.read_state_dict(kind, host.model_path(kind, model_name))
-        try:
-            descriptor = _spandrel_loader().load_from_state_dict(state_dict)
-        except Exception as error:  # spandrel raises its own UnsupportedModelError and others
-            raise host.CheckpointError(f"'{model_name}' is not a model spandrel knows ({error}). Expected "
-                                       f"{kind.expected} from {kind.source}; CodeFormer also needs "
-                                       "`pip install spandrel_extra_arches`") from error
+        descriptor = load_checkpoint(kind, model_name, _spandrel_descriptor)
         if descriptor.purpose != "FaceSR":
             raise host.CheckpointError(f"'{model_name}' is a {descriptor.architecture.name} model "
                                        f"({descriptor.purpose}), not a face restorer. Expected {kind.expected}")

@@ -7,7 +7,7 @@ from comfy_api.latest import io
 from ..models.scratch_detection import ScratchUNet
 from ..ssdiff_core import host
 from ..ssdiff_core.scratch import RESIZE_MODES, detect_scratch_probability, scratch_mask
-from .loading import checkpoint_input, validate_checkpoint
+from .loading import checkpoint_input, load_checkpoint, validate_checkpoint
 
 ScratchDetector = io.Custom("SSDIFF_SCRATCH_DETECTOR")
 
@@ -31,13 +31,7 @@ class SSDiffScratchDetectorLoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, model_name: str) -> io.NodeOutput:
-        kind = host.SCRATCH_DETECTOR
-        state_dict = host.read_state_dict(kind, host.model_path(kind, model_name))
-        try:
-            network = ScratchUNet.from_state_dict(state_dict)
-        except (ValueError, RuntimeError) as error:
-            raise host.CheckpointError(f"'{model_name}': {error}. Expected {kind.expected} from "
-                                       f"{kind.source}") from error
+        network = load_checkpoint(host.SCRATCH_DETECTOR, model_name, ScratchUNet.from_state_dict)
         return io.NodeOutput(network.to(host.compute_device()))
 
 

@@ -1,4 +1,4 @@
-"""Scratch detection with BOPBTL's detection UNet: checkpoint unwrapping, the pre- and
+"""Scratch detection with BOPBTL's detection UNet: the pre- and
 post-processing of BOPBTL's `Global/detection.py`, and the binary mask built from it.
 
 BOPBTL reads an 8-bit RGB file, resizes it with PIL (bicubic) to a "working" size whose sides are
@@ -9,7 +9,7 @@ input size (nearest), and thresholding is left to `scratch_mask`.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -21,26 +21,6 @@ RESIZE_MODES = ("full_size", "scale_256")
 NETWORK_SHORT_SIDE = 256
 DEFAULT_THRESHOLD = 0.4
 _MULTIPLE = 16
-
-
-def scratch_state_dict(raw: Mapping) -> dict[str, torch.Tensor]:
-    """The detection UNet's tensors from a loaded checkpoint: BOPBTL's own dict
-    (`{"model_state": ..., <optimizer, epoch>}`), a bare state dict or a safetensors dict.
-
-    A `module.` prefix is stripped and non-tensor entries are dropped."""
-    if not isinstance(raw, Mapping):
-        raise ValueError(
-            f"expected a dict from torch.load or safetensors, got {type(raw).__name__}")
-    inner = raw
-    for wrapper in ("model_state", "state_dict"):
-        if isinstance(raw.get(wrapper), Mapping):
-            inner = raw[wrapper]
-            break
-    state_dict = {key.removeprefix("module."): value for key, value in inner.items()
-                  if isinstance(key, str) and isinstance(value, torch.Tensor)}
-    if not state_dict:
-        raise ValueError("the checkpoint holds no tensors")
-    return state_dict
 
 
 def _round_to_multiple(length: float) -> int:

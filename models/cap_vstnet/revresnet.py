@@ -4,7 +4,7 @@ The network maps an image in [0, 1] to features and back, exactly invertibly: ev
 block adds a function of one half of the channels to the other half, and the extra channels it
 needs are zeros appended at the input. Module and parameter names follow the authors'
 `models/RevResNet.py` (linfengWen98/CAP-VSTNet, MIT), so the published `photo_image.pt`
-(`torch.load(path)["state_dict"]`) loads strictly:
+(its `state_dict` entry) loads strictly:
 
     stack.{i}.conv.{1,4,7}.{weight,bias}                        3 stages of residual blocks
     channel_reduction.block_list.{j}.conv.{1,4,7}.{weight,bias}  2 blocks before the spread

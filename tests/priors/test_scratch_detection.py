@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 
 from models.scratch_detection import ScratchUNet, ScratchUNetConfig
 from ssdiff_core.scratch import (detect_scratch_probability, network_size, pil_luma, scratch_mask,
-                                 scratch_state_dict, working_size)
+                                 working_size)
 
 MANIFEST = Path(__file__).with_name("bopbtl_scratch_keys.txt")
 TINY = ScratchUNetConfig(depth=2, wf=3)
@@ -108,7 +108,7 @@ def test_checkpoint_round_trip(tmp_path, config, fmt):
         path = tmp_path / "scratch.safetensors"
         save_file({name: tensor.contiguous() for name, tensor in state_dict.items()}, path)
         raw = load_file(path)
-    loaded_dict = scratch_state_dict(raw)
+    loaded_dict = raw.get("model_state", raw)  # the loader node unwraps via host.read_state_dict
     assert ScratchUNetConfig.from_state_dict(loaded_dict) == config
     loaded = ScratchUNet(ScratchUNetConfig.from_state_dict(loaded_dict))
     loaded.load_state_dict(loaded_dict, strict=True)
@@ -118,22 +118,9 @@ def test_checkpoint_round_trip(tmp_path, config, fmt):
         torch.testing.assert_close(loaded(x), network(x), rtol=0, atol=0)
 
 
-def test_state_dict_unwrapping():
-    weight = torch.ones(2)
-    assert scratch_state_dict({"module.last.1.bias": weight, "epoch": 3}) == \
-        {"last.1.bias": weight}
-    assert scratch_state_dict({"model_state": {"module.a": weight}, "epoch": 3}) == {"a": weight}
-    assert scratch_state_dict({"state_dict": {"a": weight}}) == {"a": weight}
-    with pytest.raises(ValueError, match="no tensors"):
-        scratch_state_dict({"epoch": 3})
-    with pytest.raises(ValueError):
-        scratch_state_dict([weight])
-
-
 def test_other_architecture_is_rejected():
     with pytest.raises(ValueError, match=r"missing first\.1\.weight.*conv\.weight"):
-        ScratchUNetConfig.from_state_dict(
-            scratch_state_dict({"conv.weight": torch.zeros(4, 3, 3, 3)}))
+        ScratchUNetConfig.from_state_dict({"conv.weight": torch.zeros(4, 3, 3, 3)})
     broken = {name: tensor for name, tensor in random_network().state_dict().items()
               if not name.startswith("up_path.1.")}
     with pytest.raises(ValueError, match="different numbers of levels"):
