@@ -127,8 +127,9 @@ def read_state_dict(kind: ModelFile, path: str, marker_keys: tuple[str, ...] = (
     try:
         state_dict = comfy.utils.load_torch_file(path, safe_load=True)
     except Exception as error:
-        raise CheckpointError(f"could not read '{path}' as a {kind.what} ({type(error).__name__}: "
-                              f"{error}). Expected {kind.expected} from {kind.source}") from error
+        raise CheckpointError(f"could not read '{path}' as a {kind.what}: it is damaged, not a checkpoint, "
+                              f"or needs code to load (refused: only tensors are read; {type(error).__name__}). "
+                              f"Expected {kind.expected} from {kind.source}") from error
     for container in ("params_ema", "params", "state_dict", "model_state", "model", "net"):
         if isinstance(state_dict.get(container), dict):
             state_dict = state_dict[container]
@@ -203,7 +204,12 @@ def face_ddpm_model(unet: HostFaceUNet, weight_dtype: torch.dtype = torch.float3
 
 def load_face_ddpm(name: str, weight_dtype: str = "fp32") -> comfy.model_patcher.ModelPatcher:
     path = model_path(FACE_DDPM, name)
-    unet = build_face_unet(read_state_dict(FACE_DDPM, path, FACE_DDPM_MARKER_KEYS))
+    try:
+        unet = build_face_unet(read_state_dict(FACE_DDPM, path, FACE_DDPM_MARKER_KEYS))
+    except CheckpointError as error:
+        if os.path.basename(path) in str(error):
+            raise
+        raise CheckpointError(f"'{os.path.basename(path)}': {error}") from error
     logging.info("SSDiff: loaded face DDPM %s (%s)", os.path.basename(path), unet.config)
     return face_ddpm_model(unet, WEIGHT_DTYPES[weight_dtype])
 
