@@ -1,0 +1,88 @@
+"""Unusual images through LoadImage and the real server's /prompt: each runs (or is refused with a
+message naming the problem) and the server keeps serving."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from robustness_support import (DETECTOR, assert_still_serves, both_stages_prompt, load_image, output_arrays,
+                                random_rgb, save, stage1_prompt, write_image)
+
+
+def run_both_stages(server, file_name: str) -> np.ndarray:
+    arrays = output_arrays(server, server.run(both_stages_prompt(file_name), timeout=120))
+    assert len(arrays) == 1
+    return arrays[0]
+
+
+def test_odd_size_comes_back_at_its_own_size(server):
+    output = run_both_stages(server, write_image(server, random_rgb(29, 37)))
+    assert output.shape == (29, 37, 3)
+    assert_still_serves(server)
+
+
+def test_tiny_8x8_image_runs(server):
+    output = run_both_stages(server, write_image(server, random_rgb(8, 8)))
+    assert output.shape == (8, 8, 3)
+    assert_still_serves(server)
+
+
+def test_grayscale_png_runs_as_rgb(server):
+    gray = random_rgb(32, 32)[..., 0]
+    output = run_both_stages(server, write_image(server, gray, "L"))
+    assert output.shape == (32, 32, 3)
+    assert_still_serves(server)
+
+
+def test_rgba_png_runs_with_alpha_dropped(server):
+    rgba = np.concatenate([random_rgb(32, 32), np.full((32, 32, 1), 128, np.uint8)], axis=-1)
+    output = run_both_stages(server, write_image(server, rgba, "RGBA"))
+    assert output.shape == (32, 32, 3)
+    assert_still_serves(server)
+
+
+def test_16_bit_png_runs(server):
+    deep = (np.random.default_rng(3).integers(0, 65536, (32, 32))).astype(np.uint16)
+    name = write_image(server, deep)
+    with Image.open(server.input_dir / name) as written:
+        assert written.mode == "I;16"
+    output = run_both_stages(server, name)
+    assert output.shape == (32, 32, 3)
+    assert_still_serves(server)
+
+
+def test_batch_of_two_gives_two_images(server):
+    prompt = stage1_prompt(write_image(server, random_rgb(32, 32, seed=1)))
+    prompt["5"] = load_image(write_image(server, random_rgb(32, 32, seed=2)))
+    prompt["6"] = {"class_type": "ImageBatch", "inputs": {"image1": ["2", 0], "image2": ["5", 0]}}
+    prompt["3"]["inputs"]["image"] = ["6", 0]
+    arrays = output_arrays(server, server.run(prompt, timeout=120))
+    assert len(arrays) == 2 and all(array.shape == (32, 32, 3) for array in arrays)
+    assert not np.array_equal(arrays[0], arrays[1])  # item i is sampled with seed + i
+    assert_still_serves(server)
+
+
+@pytest.mark.parametrize("value", [0, 255], ids=["all_black", "all_white"])
+def test_flat_image_runs(server, value):
+    output = run_both_stages(server, write_image(server, np.full((32, 32, 3), value, np.uint8)))
+    assert output.shape == (32, 32, 3)
+    assert_still_serves(server)
+
+
+def test_large_photo_without_a_face_passes_through_face_crop_and_paste(server):
+    photo = np.random.default_rng(5).integers(0, 256, (2000, 3000, 3), dtype=np.uint8)
+    name = write_image(server, photo)
+    prompt = {"1": {"class_type": "SSDiffFaceDetectorLoader", "inputs": {"model_name": DETECTOR}},
+              "2": load_image(name),
+              "3": {"class_type": "SSDiffFaceCrop",
+                    "inputs": {"detector": ["1", 0], "image": ["2", 0], "crop_size": 64, "selection": "largest",
+                               "index": 0, "min_eye_distance": 10.0, "confidence": 1.0}},
+              "4": {"class_type": "SSDiffFacePaste", "inputs": {"image": ["2", 0], "faces": ["3", 0],
+                                                                "face_info": ["3", 2]}},
+              "5": save(["4", 0], "large_photo")}
+    arrays = output_arrays(server, server.run(prompt, timeout=120))
+    assert len(arrays) == 1 and arrays[0].shape == (2000, 3000, 3)
+    assert np.abs(arrays[0].astype(np.int16) - photo.astype(np.int16)).max() <= 1
+    assert "no face found" in server.log_text()
+    assert_still_serves(server)

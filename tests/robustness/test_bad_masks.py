@@ -1,0 +1,56 @@
+"""Scratch masks that do not fit the image, empty and full masks: documented behaviour through the
+real server, and finite outputs in-process."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from robustness_support import (assert_still_serves, both_stages_prompt, output_arrays, random_rgb, write_image)
+
+NAN_CAST_WARNING = "invalid value encountered"
+
+
+def solid_mask(value: float, width: int, height: int) -> dict:
+    return {"class_type": "SolidMask", "inputs": {"value": value, "width": width, "height": height}}
+
+
+def with_solid_mask(server, value: float, width: int, height: int, seed: int) -> dict:
+    prompt = both_stages_prompt(write_image(server, random_rgb(32, 32, seed=seed)), seed=seed,
+                                with_scratch_mask=False)
+    prompt["8"] = solid_mask(value, width, height)
+    prompt["3"]["inputs"]["scratch_mask"] = ["8", 0]
+    prompt["4"]["inputs"]["scratch_mask"] = ["8", 0]
+    return prompt
+
+
+def test_mask_of_another_size_is_resized_with_a_warning(server):
+    before = server.log_text().count("scratch_mask is (16, 24), resizing it to the image's (32, 32)")
+    arrays = output_arrays(server, server.run(with_solid_mask(server, 1.0, 24, 16, seed=31), timeout=120))
+    assert len(arrays) == 1 and arrays[0].shape == (32, 32, 3)
+    assert server.log_text().count("scratch_mask is (16, 24), resizing it to the image's (32, 32)") > before
+    assert_still_serves(server)
+
+
+@pytest.mark.parametrize("value", [0.0, 1.0], ids=["empty", "full"])
+def test_empty_and_full_masks_run_without_nan(server, value):
+    before = server.log_text().count(NAN_CAST_WARNING)
+    arrays = output_arrays(server, server.run(with_solid_mask(server, value, 32, 32, seed=32 + int(value)),
+                                              timeout=120))
+    assert len(arrays) == 1 and arrays[0].shape == (32, 32, 3)
+    assert server.log_text().count(NAN_CAST_WARNING) == before, "SaveImage cast NaN pixels"
+    assert_still_serves(server)
+
+
+@pytest.mark.parametrize("value", [0.0, 1.0], ids=["empty", "full"])
+def test_empty_and_full_masks_give_finite_images_in_process(comfy, value):
+    from test_host_nodes import execute, stage1_inputs, stage2_inputs, synthetic_faces
+
+    model, _ = execute(comfy, "SSDiffFaceDiffusionLoader", ckpt_name="tiny_face_ddpm.pth", weight_dtype="fp32")
+    faces = synthetic_faces()
+    mask = torch.full((1, 32, 32), value)
+    reference, = execute(comfy, "SSDiffPseudoReference", model=model,
+                         **stage1_inputs(faces, steps=2, scratch_mask=mask))
+    assert torch.isfinite(reference).all()
+    restored, = execute(comfy, "SSDiffSampler", model=model,
+                        **stage2_inputs(faces, reference, steps=2, scratch_mask=mask))
+    assert torch.isfinite(restored).all() and restored.shape == faces.shape

@@ -1,0 +1,109 @@
+"""Model files that are missing, broken, of another kind or hostile, and model names that leave
+the models folder: each refused with a message naming the problem; the server keeps serving."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from robustness_support import (DDPM, SCRATCH, assert_still_serves, ddpm_loader, execution_error, load_image,
+                                output_arrays, random_rgb, refused, save, stage1_prompt,
+                                write_image)
+
+
+def scratch_prompt(server, model_name: str) -> dict:
+    return {"1": {"class_type": "SSDiffScratchDetectorLoader", "inputs": {"model_name": model_name}},
+            "2": load_image(write_image(server, random_rgb(32, 32))),
+            "3": {"class_type": "SSDiffScratchMask",
+                  "inputs": {"detector": ["1", 0], "image": ["2", 0], "threshold": 0.4, "dilation": 0,
+                             "resize_mode": "full_size"}},
+            "4": {"class_type": "MaskToImage", "inputs": {"mask": ["3", 0]}},
+            "5": save(["4", 0], "scratch")}
+
+
+def ddpm_prompt(server, ckpt_name: str, weight_dtype: str = "fp32") -> dict:
+    prompt = stage1_prompt(write_image(server, random_rgb(32, 32)))
+    prompt["1"] = ddpm_loader(ckpt_name, weight_dtype)
+    return prompt
+
+
+class Marker:
+    """Unpickling this creates the marker file: the payload of a hostile checkpoint."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __reduce__(self):
+        return open, (str(self.path), "w")
+
+
+def test_missing_file_is_refused_naming_it_and_where_to_get_it(server):
+    text = refused(server, scratch_prompt(server, "no_such_detector.pt"))
+    assert "no_such_detector.pt" in text and "not found" in text and "FT_Epoch_latest.pt" in text
+    assert_still_serves(server)
+
+
+def test_truncated_file_cannot_be_read(server, models_root):
+    whole = (models_root / "ssdiff" / DDPM).read_bytes()
+    (models_root / "ssdiff" / "robust_truncated.pth").write_bytes(whole[: len(whole) // 2])
+    text = execution_error(server, ddpm_prompt(server, "robust_truncated.pth"))
+    assert "could not read" in text and "robust_truncated.pth" in text
+    assert_still_serves(server)
+
+
+def test_empty_file_cannot_be_read(server, models_root):
+    (models_root / "ssdiff" / "robust_empty.pt").write_bytes(b"")
+    text = execution_error(server, scratch_prompt(server, "robust_empty.pt"))
+    assert "could not read" in text and "robust_empty.pt" in text
+    assert_still_serves(server)
+
+
+def test_parser_file_given_to_the_scratch_loader_is_refused(server):
+    text = execution_error(server, scratch_prompt(server, "resnet34.pt"))
+    assert "resnet34.pt" in text and "scratch detector" in text and "FT_Epoch_latest.pt" in text
+    assert_still_serves(server)
+
+
+def test_pickle_that_runs_code_is_not_run(server, models_root, tmp_path):
+    marker = tmp_path / "pwned"
+    torch.save({"model_state": Marker(marker)}, models_root / "ssdiff" / "robust_hostile.pt")
+    assert not marker.exists()
+    text = execution_error(server, scratch_prompt(server, "robust_hostile.pt"))
+    assert not marker.exists(), "loading the checkpoint ran pickled code"
+    assert "could not read" in text and "robust_hostile.pt" in text
+    assert_still_serves(server)
+
+
+def test_state_dict_with_missing_keys_names_some(server, models_root):
+    state_dict = torch.load(models_root / "ssdiff" / DDPM, weights_only=True)
+    dropped = sorted(key for key in state_dict if ".in_layers." in key)[:2]
+    assert dropped
+    for key in dropped:
+        del state_dict[key]
+    torch.save(state_dict, models_root / "ssdiff" / "robust_missing_keys.pth")
+    text = execution_error(server, ddpm_prompt(server, "robust_missing_keys.pth"))
+    assert "missing" in text and any(key.removeprefix("module.") in text for key in dropped), text
+    assert_still_serves(server)
+
+
+@pytest.mark.parametrize("weight_dtype", ["fp32", "fp16"])
+def test_fp16_weights_load_and_run(server, models_root, weight_dtype):
+    state_dict = torch.load(models_root / "ssdiff" / DDPM, weights_only=True)
+    torch.save({key: value.half() for key, value in state_dict.items()},
+               models_root / "ssdiff" / "robust_fp16.pth")
+    arrays = output_arrays(server, server.run(ddpm_prompt(server, "robust_fp16.pth", weight_dtype), timeout=120))
+    assert len(arrays) == 1 and arrays[0].shape == (32, 32, 3) and arrays[0].std() > 0
+    assert_still_serves(server)
+
+
+@pytest.mark.parametrize("name", ["../ssdiff/" + DDPM, "ssdiff/../../" + DDPM, "ABSOLUTE"])
+def test_model_name_out_of_the_folder_is_refused(server, models_root, name):
+    if name == "ABSOLUTE":
+        name = str(models_root / "ssdiff" / DDPM)
+    text = refused(server, ddpm_prompt(server, name))
+    assert "not a path out of it" in text
+    text = refused(server, scratch_prompt(server, "../ssdiff/" + SCRATCH if name != str(models_root / "ssdiff" / DDPM)
+                                          else str(models_root / "ssdiff" / SCRATCH)))
+    assert "not a path out of it" in text
+    assert_still_serves(server)
