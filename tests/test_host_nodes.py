@@ -10,6 +10,7 @@ from safetensors.torch import save_file
 
 from ssdiff_core.guidance import PseudoReferenceGuidance
 from ssdiff_core.sampler import sample_ssdiff
+from stage_settings import ONE_STOP_SETTINGS, PSEUDO_REFERENCE_SETTINGS, SELECTIVE_SETTINGS
 from tiny_models import TINY_FACE_UNET, tiny_face_unet
 
 
@@ -42,16 +43,12 @@ def scratch_mask(batch: int = 1, height: int = 32, width: int = 32) -> torch.Ten
 
 
 def stage1_inputs(image, seed=7, steps=4, **extra):
-    return dict(image=image, scale=0.001, repeats=1, s_start=1.0, s_end=0.7,
-                base_sampler="ddpm_learned_variance", latent_guidance="vae_decoder", cfg=1.0,
-                reference_compat=False, seed=seed, steps=steps, **extra)
+    return {"image": image, **PSEUDO_REFERENCE_SETTINGS, **ONE_STOP_SETTINGS, "seed": seed, "steps": steps, **extra}
 
 
 def stage2_inputs(image, pseudo_reference, seed=7, steps=4, **extra):
-    return dict(image=image, coarse_restoration=image, pseudo_reference=pseudo_reference, t1=0.4,
-                scale=0.0035, structure_weight=1.0, reference_weight=100.0, colour_weight=20.0,
-                repeats=1, s_start=1.0, s_end=0.7, base_sampler="ddpm_learned_variance",
-                latent_guidance="vae_decoder", cfg=1.0, reference_compat=False, seed=seed, steps=steps, **extra)
+    return {"image": image, "coarse_restoration": image, "pseudo_reference": pseudo_reference,
+            **SELECTIVE_SETTINGS, **ONE_STOP_SETTINGS, "seed": seed, "steps": steps, **extra}
 
 
 def test_loader_reads_pth_with_module_prefix_and_safetensors(comfy, face_model):

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from ssdiff_core import losses
+from stage_settings import ONE_STOP_SETTINGS, SELECTIVE_SETTINGS
 from tiny_models import save_unet_lora, sd15_model, sd_vae
 
 
@@ -35,11 +36,10 @@ def face(height=64, width=64, seed=0):
 def restore(comfy, sd, image, scale=0.0035, latent_guidance="vae_decoder", seed=3, steps=4, model=None,
             cfg_override=2.0, **extra):
     sd_model, vae, positive, negative = sd
+    inputs = {**SELECTIVE_SETTINGS, "scale": scale, "latent_guidance": latent_guidance, "cfg": cfg_override,
+              "seed": seed, "steps": steps, **extra}
     return execute(comfy, "SSDiffSampler", model=model or sd_model, vae=vae, positive=positive, negative=negative,
-                   cfg=cfg_override, image=image, coarse_restoration=image, pseudo_reference=image, t1=0.4, scale=scale,
-                   structure_weight=1.0, reference_weight=100.0, colour_weight=20.0, repeats=1, s_start=1.0,
-                   s_end=0.7, base_sampler="ddpm_learned_variance", latent_guidance=latent_guidance,
-                   reference_compat=False, seed=seed, steps=steps, **extra)[0]
+                   image=image, coarse_restoration=image, pseudo_reference=image, **inputs)[0]
 
 
 @pytest.mark.parametrize("latent_guidance", ["vae_decoder", "vae_decoder_bf16", "latent_rgb_approximation"])
@@ -85,10 +85,10 @@ def test_the_rgb_approximation_pulls_the_latents_preview_towards_the_target(comf
                                                         latent_format.latent_rgb_factors_bias)
     distances = []
     for scale in (0.0, 1.0):
+        settings = {**SELECTIVE_SETTINGS, "scale": scale, "reference_weight": 0.0, "colour_weight": 0.0,
+                    "latent_guidance": "latent_rgb_approximation"}
         sampler, = execute(comfy, "SSDiffSelectiveSampler", image=image, coarse_restoration=image,
-                           pseudo_reference=image, t1=0.4, scale=scale, structure_weight=1.0, reference_weight=0.0,
-                           colour_weight=0.0, repeats=1, s_start=1.0, s_end=0.7, base_sampler="ddpm_learned_variance",
-                           latent_guidance="latent_rgb_approximation", reference_compat=False)
+                           pseudo_reference=image, **settings)
         output, _ = execute(comfy, "SamplerCustom", model=model, add_noise=True, noise_seed=3, cfg=1.0,
                             positive=positive, negative=negative, sampler=sampler, sigmas=sigmas, latent_image=latent)
         samples = latent_format.process_in(output["samples"])
@@ -122,9 +122,7 @@ def test_sampler_custom_with_cfg_and_the_ssdiff_sampler(comfy, sd):
     model, vae, positive, negative = sd
     image = face()
     sampler, = execute(comfy, "SSDiffSelectiveSampler", image=image, coarse_restoration=image, pseudo_reference=image,
-                       vae=vae, t1=0.4, scale=0.0035, structure_weight=1.0, reference_weight=100.0,
-                       colour_weight=20.0, repeats=1, s_start=1.0, s_end=0.7, base_sampler="euler_ancestral",
-                       latent_guidance="vae_decoder", reference_compat=False)
+                       vae=vae, **{**SELECTIVE_SETTINGS, "base_sampler": "euler_ancestral"})
     sigmas, = execute(comfy, "BasicScheduler", model=model, scheduler="normal", steps=4, denoise=1.0)
     latent, = execute(comfy, "VAEEncode", pixels=image, vae=vae)
     output, _ = execute(comfy, "SamplerCustom", model=model, add_noise=True, noise_seed=3, cfg=3.0,
@@ -135,10 +133,8 @@ def test_sampler_custom_with_cfg_and_the_ssdiff_sampler(comfy, sd):
 
 def test_a_latent_model_without_vae_or_conditioning_is_refused_clearly(comfy, sd):
     model, vae, positive, negative = sd
-    common = dict(model=model, image=face(), coarse_restoration=face(), pseudo_reference=face(), t1=0.4,
-                  scale=0.0035, structure_weight=1.0, reference_weight=100.0, colour_weight=20.0, repeats=1,
-                  s_start=1.0, s_end=0.7, base_sampler="ddpm_learned_variance", latent_guidance="vae_decoder",
-                  reference_compat=False, seed=1, steps=2, cfg=1.0)
+    common = dict(model=model, image=face(), coarse_restoration=face(), pseudo_reference=face(),
+                  **SELECTIVE_SETTINGS, **ONE_STOP_SETTINGS, seed=1, steps=2)
     with pytest.raises(ValueError, match="needs its VAE"):
         execute(comfy, "SSDiffSampler", positive=positive, negative=negative, **common)
     with pytest.raises(ValueError, match="positive and negative"):

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from ssdiff_core.parsing import PARSENET_TO_CELEBAMASK_HQ, FaceParser, parse_faces
+from stage_settings import ONE_STOP_SETTINGS, SELECTIVE_SETTINGS
 
 
 def execute(comfy, node_id, **inputs):
@@ -127,8 +128,6 @@ def test_selective_sampler_takes_the_loaded_colour_transfer(comfy):
     transfer, = execute(comfy, "SSDiffColourTransferLoader", model_name="photo_image.pt")
     face = faces(1, 32, 32)
     restored, = execute(comfy, "SSDiffSampler", model=model, image=face, coarse_restoration=face,
-                        pseudo_reference=face, colour_transfer=transfer, t1=0.5, scale=0.0035,
-                        structure_weight=1.0, reference_weight=100.0, colour_weight=20.0, repeats=1,
-                        s_start=1.0, s_end=0.7, base_sampler="ddpm_learned_variance",
-                        latent_guidance="vae_decoder", cfg=1.0, reference_compat=False, seed=1, steps=4)
+                        pseudo_reference=face, colour_transfer=transfer,
+                        **{**SELECTIVE_SETTINGS, **ONE_STOP_SETTINGS, "t1": 0.5}, seed=1, steps=4)
     assert restored.shape == face.shape and torch.isfinite(restored).all()

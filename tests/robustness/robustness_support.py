@@ -8,6 +8,8 @@ import uuid
 import numpy as np
 from PIL import Image
 
+from stage_settings import ONE_STOP_SETTINGS, PSEUDO_REFERENCE_SETTINGS, SELECTIVE_SETTINGS
+
 DDPM = "tiny_face_ddpm.pth"
 SCRATCH = "FT_Epoch_latest.pt"
 DETECTOR = "detection_mobilenet0.25_Final.pth"
@@ -35,9 +37,8 @@ def ddpm_loader(ckpt_name: str = DDPM, weight_dtype: str = "fp32") -> dict:
 
 def pseudo_reference(model: list, image: list, seed: int = 1, steps: int = 2, mask: list | None = None,
                      **overrides) -> dict:
-    inputs = {"model": model, "image": image, "scale": 0.001, "repeats": 1, "s_start": 1.0, "s_end": 0.7,
-              "base_sampler": "ddpm_learned_variance", "latent_guidance": "vae_decoder",
-              "reference_compat": False, "cfg": 1.0, "seed": seed, "steps": steps}
+    inputs = {"model": model, "image": image, **PSEUDO_REFERENCE_SETTINGS, **ONE_STOP_SETTINGS, "seed": seed,
+              "steps": steps}
     if mask is not None:
         inputs["scratch_mask"] = mask
     inputs.update(overrides)
@@ -47,10 +48,7 @@ def pseudo_reference(model: list, image: list, seed: int = 1, steps: int = 2, ma
 def selective(model: list, image: list, reference: list, seed: int = 1, steps: int = 2, mask: list | None = None,
               **overrides) -> dict:
     inputs = {"model": model, "image": image, "coarse_restoration": image, "pseudo_reference": reference,
-              "t1": 0.4, "scale": 0.0035, "structure_weight": 1.0, "reference_weight": 100.0,
-              "colour_weight": 20.0, "repeats": 1, "s_start": 1.0, "s_end": 0.7,
-              "base_sampler": "ddpm_learned_variance", "latent_guidance": "vae_decoder",
-              "reference_compat": False, "cfg": 1.0, "seed": seed, "steps": steps}
+              **SELECTIVE_SETTINGS, **ONE_STOP_SETTINGS, "seed": seed, "steps": steps}
     if mask is not None:
         inputs["scratch_mask"] = mask
     inputs.update(overrides)
