@@ -5,7 +5,7 @@ import torch
 from comfy_api.latest import io
 
 from ..models.scratch_detection import ScratchUNet
-from ..ssdiff_core import host
+from ..ssdiff_core import host, images
 from ..ssdiff_core.scratch import RESIZE_MODES, detect_scratch_probability, scratch_mask
 from .loading import checkpoint_input, load_checkpoint, validate_checkpoint
 
@@ -63,6 +63,7 @@ class SSDiffScratchMask(io.ComfyNode):
     @classmethod
     def execute(cls, detector, image: torch.Tensor, threshold: float, dilation: int, resize_mode: str,
                 add_mask: torch.Tensor | None = None, erase_mask: torch.Tensor | None = None) -> io.NodeOutput:
+        images.require_finite(image, "image")
         rgb = image[..., :3] if image.shape[-1] >= 3 else image.expand(*image.shape[:-1], 3)
         probability = detect_scratch_probability(detector, rgb.movedim(-1, 1).float(), resize_mode,
                                                  host.check_interrupt)

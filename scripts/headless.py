@@ -22,10 +22,12 @@ def free_port() -> int:
 
 class ComfyServer:
     """`main.py --cpu` in a work folder of its own (input/, output/, user/, temp/, server.log),
-    reading extra model folders from `models_root` (laid out like ComfyUI's models/)."""
+    reading extra model folders from `models_root` (laid out like ComfyUI's models/) and custom
+    nodes also from `custom_nodes`, a folder of node packs."""
 
     def __init__(self, host_root: Path, work: Path, models_root: Path | None = None,
-                 python: str = sys.executable, extra_args: tuple[str, ...] = ()):
+                 python: str = sys.executable, extra_args: tuple[str, ...] = (),
+                 custom_nodes: Path | None = None):
         self.host_root, self.work = Path(host_root), Path(work)
         self.dirs = {name: self.work / name for name in ("input", "output", "user", "temp")}
         for path in self.dirs.values():
@@ -39,11 +41,16 @@ class ComfyServer:
                    "--output-directory", str(self.dirs["output"]),
                    "--user-directory", str(self.dirs["user"]),
                    "--temp-directory", str(self.dirs["temp"]), *extra_args]
+        sections = []
         if models_root is not None:
-            config = self.work / "extra_model_paths.yaml"
             folders = "".join(f"  {child.name}: {child.name}\n" for child in sorted(Path(models_root).iterdir())
                               if child.is_dir())
-            config.write_text(f"ssdiff_run:\n  base_path: {models_root}\n{folders}")
+            sections.append(f"ssdiff_run:\n  base_path: {models_root}\n{folders}")
+        if custom_nodes is not None:
+            sections.append(f"ssdiff_run_nodes:\n  custom_nodes: {Path(custom_nodes).resolve()}\n")
+        if sections:
+            config = self.work / "extra_model_paths.yaml"
+            config.write_text("".join(sections))
             command += ["--extra-model-paths-config", str(config)]
         self.command = command
         self.process: subprocess.Popen | None = None
@@ -91,18 +98,19 @@ class ComfyServer:
     def __exit__(self, *_) -> None:
         self.stop()
 
-    def queue(self, prompt: dict) -> requests.Response:
-        return requests.post(f"{self.url}/prompt", json={"prompt": prompt, "client_id": uuid.uuid4().hex},
+    def queue(self, prompt: dict, client_id: str | None = None) -> requests.Response:
+        """POSTs to /prompt; progress and status messages go to the websocket of `client_id`."""
+        return requests.post(f"{self.url}/prompt", json={"prompt": prompt, "client_id": client_id or uuid.uuid4().hex},
                              timeout=30)
 
-    def wait_for(self, prompt_id: str, timeout: float = 600) -> dict:
-        """The /history entry of a finished prompt (raises on an execution error)."""
+    def wait_for(self, prompt_id: str, timeout: float = 600, raise_on_error: bool = True) -> dict:
+        """The /history entry of a finished prompt (raises on an execution error unless told not to)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             history = requests.get(f"{self.url}/history/{prompt_id}", timeout=10).json()
             entry = history.get(prompt_id)
             if entry and entry.get("status", {}).get("completed") is not None:
-                if entry["status"].get("status_str") == "error":
+                if raise_on_error and entry["status"].get("status_str") == "error":
                     messages = [m for m in entry["status"].get("messages", []) if m[0] == "execution_error"]
                     raise RuntimeError(f"prompt {prompt_id} failed: {json.dumps(messages)[:2000]}")
                 return entry

@@ -12,6 +12,7 @@ import torch
 from .alignment import (AlignedFace, FaceInfo, alignment_affine, letterbox, paste_face, select_faces,
                         warp_face)
 from .face_detection import detect_faces
+from .images import require_finite
 
 
 def crop_faces(detector, photos: torch.Tensor, crop_size: int = 512, selection: str = "largest",
@@ -21,6 +22,14 @@ def crop_faces(detector, photos: torch.Tensor, crop_size: int = 512, selection: 
     """Returns (faces N x S x S x 3, their masks N x S x S, FaceInfo). A photo without a usable
     face contributes nothing; when no photo has one, the photos themselves are returned,
     letterboxed to S x S, with an empty FaceInfo (FacePaste then leaves them unchanged)."""
+    require_finite(photos, "image")
+    if masks is not None:
+        require_finite(masks, "mask")
+        if masks.ndim == 2:
+            masks = masks[None]
+        if masks.shape[0] not in (1, photos.shape[0]):
+            raise ValueError(f"FaceCrop got {masks.shape[0]} masks for {photos.shape[0]} photos: give one mask per "
+                             "photo or a single one for all")
     crops, mask_crops, aligned = [], [], []
     sizes = []
     for image_index, photo in enumerate(photos):
@@ -33,7 +42,13 @@ def crop_faces(detector, photos: torch.Tensor, crop_size: int = 512, selection: 
         if mask is not None and mask.shape != rgb.shape[:2]:
             logging.warning("SSDiff FaceCrop: mask %s resized to the photo's %s", mask.shape, rgb.shape[:2])
             mask = cv2.resize(mask, rgb.shape[1::-1], interpolation=cv2.INTER_LINEAR)
-        faces = select_faces(detect_faces(detector, rgb, confidence), selection, index, min_eye_distance)
+        detected = detect_faces(detector, rgb, confidence)
+        too_small = [face for face in detected if face.eye_distance < min_eye_distance]
+        if too_small:
+            logging.warning("SSDiff FaceCrop: photo %d: skipped %d face(s) with eyes %s px apart, closer than "
+                            "min_eye_distance %s", image_index, len(too_small),
+                            ", ".join(f"{face.eye_distance:.1f}" for face in too_small), min_eye_distance)
+        faces = select_faces(detected, selection, index, min_eye_distance)
         for face in faces:
             affine = alignment_affine(face.landmarks, crop_size)
             crops.append(warp_face(rgb, affine, crop_size))
@@ -55,6 +70,7 @@ def paste_faces(photos: torch.Tensor, faces: torch.Tensor, info: FaceInfo) -> to
     if not info.faces:
         logging.warning("SSDiff FacePaste: no face was cropped; the photos pass through unchanged")
         return photos.clone()
+    require_finite(faces, "faces")
     if faces.shape[0] != len(info.faces):
         raise ValueError(f"FacePaste got {faces.shape[0]} faces for {len(info.faces)} crops in face_info: "
                          "connect the faces that came from the same FaceCrop, in order")

@@ -8,9 +8,12 @@ import torch
 import torch.nn.functional as F
 
 
-def _check_finite(tensor: torch.Tensor, name: str) -> None:
-    if not torch.isfinite(tensor).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
+def require_finite(tensor: torch.Tensor, name: str) -> None:
+    """Refuses NaN and infinite values, which would spread through every later step unseen."""
+    invalid = int((~torch.isfinite(tensor)).sum())
+    if invalid:
+        raise ValueError(f"{name} contains {invalid} NaN or infinite values (of {tensor.numel()}): the node "
+                         f"that made it produced invalid pixels; fix or replace that node's output")
 
 
 def image_to_model(image: torch.Tensor, name: str = "image") -> torch.Tensor:
@@ -20,7 +23,7 @@ def image_to_model(image: torch.Tensor, name: str = "image") -> torch.Tensor:
     if image.ndim != 4 or image.shape[-1] not in (1, 3, 4):
         raise ValueError(f"{name} must be an IMAGE (B x H x W x 1, 3 or 4 channels), got shape "
                          f"{tuple(image.shape)}")
-    _check_finite(image, name)
+    require_finite(image, name)
     rgb = image[..., :3] if image.shape[-1] >= 3 else image.expand(*image.shape[:-1], 3)
     return rgb.float().clamp(0, 1).movedim(-1, 1) * 2 - 1
 
@@ -35,7 +38,7 @@ def mask_to_model(mask: torch.Tensor, name: str = "mask") -> torch.Tensor:
         mask = mask.unsqueeze(0)
     if mask.ndim != 3:
         raise ValueError(f"{name} must be a MASK (B x H x W), got shape {tuple(mask.shape)}")
-    _check_finite(mask, name)
+    require_finite(mask, name)
     return mask.float().clamp(0, 1).unsqueeze(1)
 
 

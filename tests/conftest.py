@@ -19,6 +19,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 HOST = Path(os.environ.get("SSDIFF_HOST", REPO / ".host" / "ComfyUI")).resolve()
 GOLDEN = Path(__file__).resolve().parent / "fixtures" / "golden"
+HOST_PROBES = Path(__file__).resolve().parent / "host_probes"
 MODEL_FOLDERS = ("ssdiff", "facedetection", "facerestore_models")
 
 # The host first (its `nodes` module must win over this pack's `nodes` package), the repo last
@@ -110,7 +111,8 @@ def pack(comfy):
 
 @pytest.fixture(scope="session")
 def server(models_root, tmp_path_factory):
-    """`main.py --cpu` on a free loopback port, reading the shared models folder."""
+    """`main.py --cpu` on a free loopback port, reading the shared models folder, with the
+    test-only fault nodes of tests/host_probes beside the pack."""
     require_host()
-    with ComfyServer(HOST, tmp_path_factory.mktemp("server"), models_root) as running:
+    with ComfyServer(HOST, tmp_path_factory.mktemp("server"), models_root, custom_nodes=HOST_PROBES) as running:
         yield running

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from robustness_support import (DETECTOR, assert_still_serves, both_stages_prompt, load_image, output_arrays,
-                                random_rgb, save, stage1_prompt, write_image)
+from robustness_support import (DETECTOR, SCRATCH, assert_still_serves, both_stages_prompt, execution_error,
+                                load_image, output_arrays, random_rgb, save, stage1_prompt, write_image)
 
 
 def run_both_stages(server, file_name: str) -> np.ndarray:
@@ -85,4 +85,38 @@ def test_large_photo_without_a_face_passes_through_face_crop_and_paste(server):
     assert len(arrays) == 1 and arrays[0].shape == (2000, 3000, 3)
     assert np.abs(arrays[0].astype(np.int16) - photo.astype(np.int16)).max() <= 1
     assert "no face found" in server.log_text()
+    assert_still_serves(server)
+
+
+def spoiled(image: list, value: str, count: int = 5) -> dict:
+    """RobustnessProbeNonFinite (tests/host_probes): `count` values of the image set to `value`."""
+    return {"class_type": "RobustnessProbeNonFinite", "inputs": {"image": image, "value": value, "count": count}}
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_non_finite_image_is_refused_by_the_sampler_naming_the_count(server, value):
+    prompt = stage1_prompt(write_image(server, random_rgb(32, 32)), seed=51)
+    prompt["8"] = spoiled(["2", 0], value)
+    prompt["3"]["inputs"]["image"] = ["8", 0]
+    text = execution_error(server, prompt)
+    assert "image contains 5 NaN or infinite values (of 3072)" in text and "SSDiffPseudoReference" in text
+    assert_still_serves(server)
+
+
+def test_non_finite_image_is_refused_by_scratch_mask_and_face_crop(server):
+    name = write_image(server, random_rgb(32, 32))
+    scratch = {"1": {"class_type": "SSDiffScratchDetectorLoader", "inputs": {"model_name": SCRATCH}},
+               "2": load_image(name), "8": spoiled(["2", 0], "nan"),
+               "3": {"class_type": "SSDiffScratchMask",
+                     "inputs": {"detector": ["1", 0], "image": ["8", 0], "threshold": 0.4, "dilation": 0,
+                                "resize_mode": "full_size"}},
+               "4": {"class_type": "MaskToImage", "inputs": {"mask": ["3", 0]}}, "5": save(["4", 0])}
+    assert "image contains 5 NaN or infinite values" in execution_error(server, scratch)
+    crop = {"1": {"class_type": "SSDiffFaceDetectorLoader", "inputs": {"model_name": DETECTOR}},
+            "2": load_image(name), "8": spoiled(["2", 0], "inf"),
+            "3": {"class_type": "SSDiffFaceCrop",
+                  "inputs": {"detector": ["1", 0], "image": ["8", 0], "crop_size": 64, "selection": "largest",
+                             "index": 0, "min_eye_distance": 10.0, "confidence": 0.97}},
+            "4": save(["3", 0])}
+    assert "image contains 5 NaN or infinite values" in execution_error(server, crop)
     assert_still_serves(server)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from robustness_support import (assert_still_serves, both_stages_prompt, output_arrays, random_rgb, write_image)
+from robustness_support import (assert_still_serves, both_stages_prompt, execution_error, output_arrays, random_rgb,
+                                write_image)
 
 NAN_CAST_WARNING = "invalid value encountered"
 
@@ -54,3 +55,36 @@ def test_empty_and_full_masks_give_finite_images_in_process(comfy, value):
     restored, = execute(comfy, "SSDiffSampler", model=model,
                         **stage2_inputs(faces, reference, steps=2, scratch_mask=mask))
     assert torch.isfinite(restored).all() and restored.shape == faces.shape
+
+
+def repeated(image: list, amount: int) -> dict:
+    return {"class_type": "RepeatImageBatch", "inputs": {"image": image, "amount": amount}}
+
+
+def masks_of(image: list) -> dict:
+    return {"class_type": "ImageToMask", "inputs": {"image": image, "channel": "red"}}
+
+
+def test_mask_batch_that_does_not_match_the_image_batch_is_refused(server):
+    prompt = both_stages_prompt(write_image(server, random_rgb(32, 32, seed=34)), seed=34, with_scratch_mask=False)
+    prompt["8"] = repeated(["2", 0], 2)
+    prompt["9"] = masks_of(["10", 0])
+    prompt["10"] = repeated(["2", 0], 3)
+    for node in ("3", "4"):
+        prompt[node]["inputs"].update(image=["8", 0], scratch_mask=["9", 0])
+    prompt["4"]["inputs"]["coarse_restoration"] = ["8", 0]
+    text = execution_error(server, prompt)
+    assert "scratch mask has a batch of 3, the sample a batch of 2" in text and "one per image" in text
+    assert_still_serves(server)
+
+
+def test_single_mask_serves_every_image_of_a_batch(server):
+    prompt = with_solid_mask(server, 0.0, 32, 32, seed=35)
+    prompt["8"]["inputs"]["value"] = 1.0
+    prompt["10"] = repeated(["2", 0], 2)
+    for node in ("3", "4"):
+        prompt[node]["inputs"]["image"] = ["10", 0]
+    prompt["4"]["inputs"]["coarse_restoration"] = ["10", 0]
+    arrays = output_arrays(server, server.run(prompt, timeout=120))
+    assert len(arrays) == 2 and all(array.shape == (32, 32, 3) for array in arrays)
+    assert_still_serves(server)

@@ -1,0 +1,115 @@
+"""Test-only nodes, loaded into the test server beside the pack (never shipped): they put faults
+that no stock node can make (NaN pixels, an exhausted GPU, faces at chosen places) onto the real
+/prompt path, and report the server's state after a fault."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+
+SIMULATED_OUT_OF_MEMORY = "CUDA out of memory. Tried to allocate 20.00 GiB (simulated by RobustnessProbeOutOfMemory)"
+
+
+class RobustnessProbeNonFinite:
+    """Writes NaN, +inf or -inf into the first `count` values of an IMAGE."""
+
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "apply"
+    CATEGORY = "testing/robustness"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"image": ("IMAGE",), "value": (["nan", "inf", "-inf"],),
+                             "count": ("INT", {"default": 1, "min": 1, "max": 1 << 30})}}
+
+    def apply(self, image: torch.Tensor, value: str, count: int):
+        spoiled = image.clone()
+        spoiled.view(-1)[:count] = float(value)
+        return (spoiled,)
+
+
+class RobustnessProbeOutOfMemory:
+    """A clone of MODEL whose UNet raises torch.OutOfMemoryError from its call number
+    `after_calls` + 1 on, as a GPU that runs out of memory mid-sampling does."""
+
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "apply"
+    CATEGORY = "testing/robustness"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",), "after_calls": ("INT", {"default": 1, "min": 0, "max": 1000})}}
+
+    def apply(self, model, after_calls: int):
+        calls = 0
+
+        def exhausted(apply_model, arguments):
+            nonlocal calls
+            calls += 1
+            if calls > after_calls:
+                raise torch.OutOfMemoryError(SIMULATED_OUT_OF_MEMORY)
+            return apply_model(arguments["input"], arguments["timestep"], **arguments["c"])
+
+        patched = model.clone()
+        patched.set_model_unet_function_wrapper(exhausted)
+        return (patched,)
+
+
+class ScriptedDetector:
+    """Answers RetinaFace's detect_faces with fixed rows (box, score, five landmarks)."""
+
+    def __init__(self, rows: list[list[float]]):
+        self.rows = np.asarray(rows, np.float32).reshape(-1, 15)
+
+    def detect_faces(self, image, conf_threshold: float = 0.8, nms_threshold: float = 0.4,
+                     use_origin_size: bool = True) -> np.ndarray:
+        return self.rows[self.rows[:, 4] >= conf_threshold]
+
+
+class RobustnessProbeFaceDetector:
+    """A face detector that finds the faces given as JSON rows of 15 numbers."""
+
+    RETURN_TYPES = ("SSDIFF_FACE_DETECTOR",)
+    FUNCTION = "apply"
+    CATEGORY = "testing/robustness"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"detections": ("STRING", {"multiline": True, "default": "[]"})}}
+
+    def apply(self, detections: str):
+        return (ScriptedDetector(json.loads(detections)),)
+
+
+class RobustnessProbeHostState:
+    """Reports the worker thread's autograd state and a MODEL's patches, every time it is queued."""
+
+    RETURN_TYPES = ()
+    FUNCTION = "report"
+    OUTPUT_NODE = True
+    CATEGORY = "testing/robustness"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",), "tag": ("STRING", {"default": ""})}}
+
+    @classmethod
+    def IS_CHANGED(cls, **_):
+        return float("nan")
+
+    def report(self, model, tag: str):
+        state = {
+            "grad_enabled": torch.is_grad_enabled(),
+            "inference_mode": torch.is_inference_mode_enabled(),
+            "anomaly_detection": torch.is_anomaly_enabled(),
+            "parameters_requiring_grad": sum(p.requires_grad for p in model.model.parameters()),
+            "model_options": repr(model.model_options),
+            "patches": sorted(model.patches),
+            "object_patches": sorted(model.object_patches),
+        }
+        return {"ui": {"text": [json.dumps(state, sort_keys=True)]}}
+
+
+NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in (RobustnessProbeNonFinite, RobustnessProbeOutOfMemory,
+                                                     RobustnessProbeFaceDetector, RobustnessProbeHostState)}
