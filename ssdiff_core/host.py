@@ -181,10 +181,21 @@ class HostFaceUNet(FaceUNet):
 
 
 def build_face_unet(state_dict: dict[str, torch.Tensor]) -> HostFaceUNet:
+    cross_attention = [key for key in state_dict if ".transformer_blocks." in key]
+    if cross_attention:
+        raise CheckpointError(
+            f"it holds a text-conditioned UNet of the Stable Diffusion kind ({cross_attention[0]}, ...), not the "
+            "unconditional face DDPM: load it with ComfyUI's Load Checkpoint or Load Diffusion Model and connect "
+            "its MODEL (and VAE) to the SSDiff nodes instead")
     config = FaceUNetConfig.from_state_dict(state_dict)
     with torch.device("meta"):
         unet = HostFaceUNet(config)
-    result = unet.load_state_dict(state_dict, strict=False, assign=True)
+    try:
+        result = unet.load_state_dict(state_dict, strict=False, assign=True)
+    except RuntimeError as error:
+        mismatches = [line.strip() for line in str(error).splitlines() if line.strip().startswith("size mismatch")]
+        raise CheckpointError(f"its tensors do not fit the face UNet their names describe ({config}): "
+                              f"{'; '.join(mismatches[:3]) or error}") from error
     if result.missing_keys or result.unexpected_keys:
         raise CheckpointError(
             f"the checkpoint does not match the face UNet it describes ({config}): "
@@ -209,7 +220,8 @@ def load_face_ddpm(name: str, weight_dtype: str = "fp32") -> comfy.model_patcher
     except CheckpointError as error:
         if os.path.basename(path) in str(error):
             raise
-        raise CheckpointError(f"'{os.path.basename(path)}': {error}") from error
+        raise CheckpointError(f"'{os.path.basename(path)}' is not a usable {FACE_DDPM.what}: {error}. "
+                              f"Expected {FACE_DDPM.expected} from {FACE_DDPM.source}") from error
     logging.info("SSDiff: loaded face DDPM %s (%s)", os.path.basename(path), unet.config)
     return face_ddpm_model(unet, WEIGHT_DTYPES[weight_dtype])
 
@@ -340,8 +352,8 @@ def _host_sampler_function(model, x, sigmas, extra_args=None, callback=None, dis
                              base_step=base_step(base_sampler), pixel_map=pixel_map, clamp_x0=clamp_x0,
                              interrupt=check_interrupt)
     except torch.OutOfMemoryError as error:
-        comfy.model_management.soft_empty_cache()
-        raise MemoryError(
+        # Still an OutOfMemoryError, so that ComfyUI unloads its models and adds its own tips.
+        raise torch.OutOfMemoryError(
             f"SSDiff guidance ran out of memory on a batch of {x.shape[0]} at {tuple(x.shape[-2:])}. Lower-memory "
             "options: fewer faces per batch (SSDiff Face Crop selection 'largest' or 'index'), weight_dtype "
             "bf16 in the face diffusion loader, latent_guidance 'vae_decoder_bf16' or "

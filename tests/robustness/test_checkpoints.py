@@ -107,3 +107,38 @@ def test_model_name_out_of_the_folder_is_refused(server, models_root, name):
                                           else str(models_root / "ssdiff" / SCRATCH)))
     assert "not a path out of it" in text
     assert_still_serves(server)
+
+
+@pytest.mark.parametrize("layout", ["checkpoint", "unet_only"])
+def test_stable_diffusion_file_given_to_the_face_diffusion_loader_is_refused(server, comfy, models_root, layout):
+    from safetensors.torch import save_file
+    from tiny_models import sd15_model
+
+    unet = sd15_model().model.diffusion_model.state_dict()
+    prefix = "model.diffusion_model." if layout == "checkpoint" else ""
+    name = f"robust_sd15_{layout}.safetensors"
+    save_file({prefix + key: value.contiguous() for key, value in unet.items()}, models_root / "ssdiff" / name)
+    text = execution_error(server, ddpm_prompt(server, name))
+    assert name in text and "face DDPM" in text and "iddpm_ffhq512_ema500000.pth" in text, text
+    if layout == "unet_only":
+        assert "Stable Diffusion" in text and "Load Checkpoint" in text
+    assert_still_serves(server)
+
+
+def test_state_dict_with_extra_keys_names_some(server, models_root):
+    state_dict = torch.load(models_root / "ssdiff" / DDPM, weights_only=True)
+    state_dict["robust.extra.weight"] = torch.zeros(3)
+    torch.save(state_dict, models_root / "ssdiff" / "robust_extra_keys.pth")
+    text = execution_error(server, ddpm_prompt(server, "robust_extra_keys.pth"))
+    assert "unexpected" in text and "robust.extra.weight" in text, text
+    assert_still_serves(server)
+
+
+def test_state_dict_with_a_tensor_of_the_wrong_shape_names_it(server, models_root):
+    state_dict = torch.load(models_root / "ssdiff" / DDPM, weights_only=True)
+    key = next(key for key in sorted(state_dict) if key.endswith("emb_layers.1.bias"))
+    state_dict[key] = torch.zeros(7)
+    torch.save(state_dict, models_root / "ssdiff" / "robust_wrong_shape.pth")
+    text = execution_error(server, ddpm_prompt(server, "robust_wrong_shape.pth"))
+    assert "robust_wrong_shape.pth" in text and "size mismatch for " + key.removeprefix("module.") in text, text
+    assert_still_serves(server)
