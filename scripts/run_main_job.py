@@ -30,8 +30,10 @@ from tiny_models import TINY_STAND_INS  # noqa: E402
 DEFAULT_HOST = Path(os.environ.get("SSDIFF_HOST", REPO / ".host" / "ComfyUI"))
 
 
-def unused_path(path: Path, overwrite: bool) -> Path:
-    if overwrite or not path.exists():
+def output_path(path: Path, overwrite: bool, inputs: set[Path]) -> Path:
+    """`path`, or the first free `<stem>_<n><suffix>` beside it when `path` exists and may not be
+    replaced: an earlier output unless `overwrite`, one of the job's input images never."""
+    if not path.exists() or (overwrite and path.resolve() not in inputs):
         return path
     for index in range(1, 10000):
         candidate = path.with_name(f"{path.stem}_{index}{path.suffix}")
@@ -78,7 +80,8 @@ def main() -> int:
     parser.add_argument("--models-dir", type=Path, help="an extra models folder (with ssdiff/ inside)")
     parser.add_argument("--steps", type=int, help="override every sampler's step count")
     parser.add_argument("--host", type=Path, default=DEFAULT_HOST, help="the ComfyUI root")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace existing output files (never the input photos)")
     options = parser.parse_args()
 
     prompt = json.loads(options.workflow.read_text())
@@ -114,10 +117,11 @@ def main() -> int:
             if steps and "steps" in node["inputs"]:
                 node["inputs"]["steps"] = steps
 
+        input_images = [image for image in [*options.inputs.iterdir(), *([photo] if photo else [])]
+                        if image.is_file()]
         with ComfyServer(options.host, Path(work) / "server", models_root) as server:
-            for image in [*options.inputs.iterdir(), *([photo] if photo else [])]:
-                if image.is_file():
-                    shutil.copy(image, server.input_dir / image.name)
+            for image in input_images:
+                shutil.copy(image, server.input_dir / image.name)
             print(f"Running {options.workflow.name} on {photo or options.inputs} (ComfyUI at {server.url}) ...")
             try:
                 entry = server.run(prompt, timeout=6 * 3600)
@@ -129,7 +133,8 @@ def main() -> int:
                 name = Path(image).name
                 if plumbing_check:
                     name = f"plumbing_check_{name}"
-                target = unused_path(options.output / name, options.overwrite)
+                target = output_path(options.output / name, options.overwrite,
+                                     {image.resolve() for image in input_images})
                 copy_atomically(image, target)
                 written.append(target)
     print("Wrote:\n" + "\n".join(f"  {path}" for path in written))
