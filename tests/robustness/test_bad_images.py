@@ -70,20 +70,31 @@ def test_flat_image_runs(server, value):
     assert_still_serves(server)
 
 
-def test_large_photo_without_a_face_passes_through_face_crop_and_paste(server):
+def test_large_photo_without_a_face_gets_a_full_size_scratch_mask_and_passes_through_crop_and_paste(server):
     photo = np.random.default_rng(5).integers(0, 256, (2000, 3000, 3), dtype=np.uint8)
     name = write_image(server, photo)
     prompt = {"1": {"class_type": "SSDiffFaceDetectorLoader", "inputs": {"model_name": DETECTOR}},
               "2": load_image(name),
+              "6": {"class_type": "SSDiffScratchDetectorLoader", "inputs": {"model_name": SCRATCH}},
+              "7": {"class_type": "SSDiffScratchMask",
+                    "inputs": {"detector": ["6", 0], "image": ["2", 0], "threshold": 0.4, "dilation": 1,
+                               "resize_mode": "full_size"}},
+              "8": {"class_type": "MaskToImage", "inputs": {"mask": ["7", 0]}},
+              "9": save(["8", 0], "large_photo_scratches"),
               "3": {"class_type": "SSDiffFaceCrop",
                     "inputs": {"detector": ["1", 0], "image": ["2", 0], "crop_size": 64, "selection": "largest",
-                               "index": 0, "min_eye_distance": 10.0, "confidence": 1.0}},
+                               "index": 0, "min_eye_distance": 10.0, "confidence": 1.0, "mask": ["7", 0]}},
               "4": {"class_type": "SSDiffFacePaste", "inputs": {"image": ["2", 0], "faces": ["3", 0],
                                                                 "face_info": ["3", 2]}},
-              "5": save(["4", 0], "large_photo")}
-    arrays = output_arrays(server, server.run(prompt, timeout=120))
-    assert len(arrays) == 1 and arrays[0].shape == (2000, 3000, 3)
-    assert np.abs(arrays[0].astype(np.int16) - photo.astype(np.int16)).max() <= 1
+              "5": save(["4", 0], "large_photo_pasted")}
+    outputs = {}
+    for path in server.output_images(server.run(prompt, timeout=300)):
+        with Image.open(path) as image:
+            outputs[path.name.split("_0")[0]] = np.asarray(image)
+    restored, scratches = outputs["large_photo_pasted"], outputs["large_photo_scratches"]
+    assert restored.shape == scratches.shape == (2000, 3000, 3)
+    assert set(np.unique(scratches)) <= {0, 255}
+    assert np.abs(restored.astype(np.int16) - photo.astype(np.int16)).max() <= 1
     assert "no face found" in server.log_text()
     assert_still_serves(server)
 
