@@ -100,10 +100,8 @@ def test_sampler_custom_runs_ssdiff_guidance(comfy, face_model, base_sampler):
     faces = synthetic_faces()
     conditioning, = execute(comfy, "SSDiffUnconditional")
     sampler, = execute(comfy, "SSDiffSelectiveSampler", image=faces, coarse_restoration=faces,
-                       pseudo_reference=faces, scratch_mask=scratch_mask(), t1=0.4, scale=0.0035,
-                       structure_weight=1.0, reference_weight=100.0, colour_weight=20.0, repeats=1,
-                       s_start=1.0, s_end=0.7, base_sampler=base_sampler, latent_guidance="vae_decoder",
-                       reference_compat=False)
+                       pseudo_reference=faces, scratch_mask=scratch_mask(),
+                       **{**SELECTIVE_SETTINGS, "base_sampler": base_sampler})
     sigmas, = execute(comfy, "BasicScheduler", model=model, scheduler="simple", steps=5, denoise=1.0)
     latent, = execute(comfy, "VAEEncode", pixels=faces, vae=vae)
     output, denoised = execute(comfy, "SamplerCustom", model=model, add_noise=True, noise_seed=3, cfg=1.0,
