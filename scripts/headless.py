@@ -100,8 +100,8 @@ class ComfyServer:
 
     def queue(self, prompt: dict, client_id: str | None = None) -> requests.Response:
         """POSTs to /prompt; progress and status messages go to the websocket of `client_id`."""
-        return requests.post(f"{self.url}/prompt", json={"prompt": prompt, "client_id": client_id or uuid.uuid4().hex},
-                             timeout=30)
+        body = {"prompt": prompt, "client_id": client_id or uuid.uuid4().hex}
+        return requests.post(f"{self.url}/prompt", json=body, timeout=30)
 
     def wait_for(self, prompt_id: str, timeout: float = 600, raise_on_error: bool = True) -> dict:
         """The /history entry of a finished prompt (raises on an execution error unless told not to)."""
