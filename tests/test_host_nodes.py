@@ -8,20 +8,12 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from node_runner import execute
 from ssdiff_core.guidance import PseudoReferenceGuidance
 from ssdiff_core.sampler import sample_ssdiff
 from stage_settings import ONE_STOP_SETTINGS, PSEUDO_REFERENCE_SETTINGS, SELECTIVE_SETTINGS
 from tiny_models import TINY_FACE_UNET, tiny_face_unet
 
-
-def execute(comfy, node_id: str, **inputs):
-    """Runs a node class as ComfyUI would: under inference_mode; returns its outputs tuple."""
-    node = comfy.NODE_CLASS_MAPPINGS[node_id]
-    with torch.inference_mode():
-        if hasattr(node, "execute"):
-            return tuple(node.execute(**inputs).result)
-        instance = node()
-        return tuple(getattr(instance, node.FUNCTION)(**inputs))
 
 
 @pytest.fixture(scope="module")

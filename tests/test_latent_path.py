@@ -5,17 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from node_runner import execute
 from ssdiff_core import losses
 from stage_settings import ONE_STOP_SETTINGS, SELECTIVE_SETTINGS
 from tiny_models import save_unet_lora, sd15_model, sd_vae
 
-
-def execute(comfy, node_id, **inputs):
-    node = comfy.NODE_CLASS_MAPPINGS[node_id]
-    with torch.inference_mode():
-        if hasattr(node, "execute"):
-            return tuple(node.execute(**inputs).result)
-        return tuple(getattr(node(), node.FUNCTION)(**inputs))
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from node_runner import execute
 from ssdiff_core.alignment import (FFHQ_TEMPLATE_512, DetectedFace, alignment_affine, paste_face,
                                    select_faces, warp_face)
 
@@ -62,10 +63,6 @@ def test_face_selection():
     with pytest.raises(ValueError, match="largest"):
         select_faces(ordered, "biggest")
 
-
-def execute(comfy, node_id, **inputs):
-    with torch.inference_mode():
-        return tuple(comfy.NODE_CLASS_MAPPINGS[node_id].execute(**inputs).result)
 
 
 @pytest.fixture(scope="module")

@@ -5,13 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from node_runner import execute
 from ssdiff_core.parsing import PARSENET_TO_CELEBAMASK_HQ, FaceParser, parse_faces
 from stage_settings import ONE_STOP_SETTINGS, SELECTIVE_SETTINGS
 
-
-def execute(comfy, node_id, **inputs):
-    with torch.inference_mode():
-        return tuple(comfy.NODE_CLASS_MAPPINGS[node_id].execute(**inputs).result)
 
 
 def faces(batch=1, height=64, width=48, seed=0):

@@ -44,7 +44,8 @@ def test_empty_and_full_masks_run_without_nan(server, value):
 
 @pytest.mark.parametrize("value", [0.0, 1.0], ids=["empty", "full"])
 def test_empty_and_full_masks_give_finite_images_in_process(comfy, value):
-    from test_host_nodes import execute, stage1_inputs, stage2_inputs, synthetic_faces
+    from node_runner import execute
+    from test_host_nodes import stage1_inputs, stage2_inputs, synthetic_faces
 
     model, _ = execute(comfy, "SSDiffFaceDiffusionLoader", ckpt_name="tiny_face_ddpm.pth", weight_dtype="fp32")
     faces = synthetic_faces()

@@ -13,7 +13,8 @@ import websocket
 
 from robustness_support import (assert_still_serves, ddpm_loader, execution_error, output_arrays, random_rgb,
                                 stage1_prompt, write_image)
-from test_host_nodes import execute, face_model, stage1_inputs, synthetic_faces  # noqa: F401
+from node_runner import execute
+from test_host_nodes import face_model, stage1_inputs, synthetic_faces  # noqa: F401
 
 LONG_STEPS = 1000
 

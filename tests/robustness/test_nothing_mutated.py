@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from stage_settings import PSEUDO_REFERENCE_SETTINGS
-from test_host_nodes import execute, scratch_mask, stage1_inputs, stage2_inputs, synthetic_faces
+from node_runner import execute
+from test_host_nodes import scratch_mask, stage1_inputs, stage2_inputs, synthetic_faces
 
 
 @pytest.fixture(scope="module")
