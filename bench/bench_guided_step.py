@@ -12,9 +12,7 @@ extrapolated from the step times (CPU) or measured (GPU, with --whole-face).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -27,6 +25,7 @@ from ssdiff_core.guidance import PseudoReferenceGuidance, SelectiveGuidance  # n
 from ssdiff_core.masks import selective_masks  # noqa: E402
 from ssdiff_core.sampler import VARIANCE_SINK_KEY, sample_ssdiff  # noqa: E402
 from ssdiff_core.schedule import respaced_sigmas  # noqa: E402
+from timing import median_seconds  # noqa: E402
 
 DEFAULT_STEPS = 100
 
@@ -74,24 +73,6 @@ def synthetic_inputs(size: int, device: torch.device):
     return face, scratch, labels
 
 
-def timed(functions: dict, repeats: int, device: torch.device) -> dict[str, float]:
-    """Median seconds per call, the candidates interleaved round by round so that a drift of
-    the machine (clock, caches, other load) hits them alike."""
-    for function in functions.values():
-        function()  # warm-up
-    times: dict[str, list[float]] = {name: [] for name in functions}
-    for _ in range(repeats):
-        for name, function in functions.items():
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            function()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -130,11 +111,11 @@ def main() -> None:
 
         with torch.inference_mode():
             t_embed = torch.full((1,), 500.0, device=device)
-            seconds = timed({"plain": lambda: unet(x.to(dtype), t_embed), "stage1": step(stage1, 800),
+            seconds = median_seconds({"plain": lambda: unet(x.to(dtype), t_embed), "stage1": step(stage1, 800),
                              "above": step(stage2, 600), "below": step(stage2, 200)}, options.repeats, device)
             plain, stage1_step, above, below = (seconds[key] for key in ("plain", "stage1", "above", "below"))
             stub = stub_model(options.size, device)
-            overhead = max(timed({"stage1": step(stage1, 800, stub), "above": step(stage2, 600, stub),
+            overhead = max(median_seconds({"stage1": step(stage1, 800, stub), "above": step(stage2, 600, stub),
                                   "below": step(stage2, 200, stub)}, 5 * options.repeats, device).values())
             if options.whole_face:
                 def whole_face():
@@ -142,7 +123,7 @@ def main() -> None:
                         grid = respaced_sigmas(DEFAULT_STEPS, sigmas)
                         sample_ssdiff(model, x * (1 + grid[0] ** 2).sqrt(), grid, extra_args,
                                       guidance=guidance, discrete_sigmas=sigmas)
-                whole = f"{timed({'whole': whole_face}, 1, device)['whole']:.1f} (measured)"
+                whole = f"{median_seconds({'whole': whole_face}, 1, device)['whole']:.1f} (measured)"
             else:
                 whole = f"{DEFAULT_STEPS * (stage1_step + (above + below) / 2):.0f} (from step times)"
         worst = max(stage1_step, above, below) / plain

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import sys
 import threading
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import psutil
 import torch
+from timing import median_seconds
 
 REPO = Path(__file__).resolve().parent.parent
 HOST = REPO / ".host" / "ComfyUI"
@@ -127,7 +127,6 @@ def main() -> None:
     print("| step | seconds | x plain UNet call | peak memory (MiB) |")
     print("|---|---|---|---|")
     rows = [("plain UNet call", plain)] + [(f"guided, {mode}", guided(mode)) for mode in host.LATENT_GUIDANCE]
-    times: dict[str, list[float]] = {name: [] for name, _ in rows}
     peaks: dict[str, float] = {}
     with torch.inference_mode():
         for name, function in rows:
@@ -135,16 +134,10 @@ def main() -> None:
             with PeakMemory(device) as memory:  # a run of its own: the sampling thread takes a core
                 function()
             peaks[name] = memory.peak
-        for _ in range(options.repeats):  # timings interleaved, so that drift hits every row alike
-            for name, function in rows:
-                start = time.perf_counter()
-                function()
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-                times[name].append(time.perf_counter() - start)
-    plain_seconds = statistics.median(times["plain UNet call"])
+        times = median_seconds(dict(rows), options.repeats, device, warm_up=False)
+    plain_seconds = times["plain UNet call"]
     for name, _ in rows:
-        seconds = statistics.median(times[name])
+        seconds = times[name]
         print(f"| {name} | {seconds:.2f} | {seconds / plain_seconds:.2f} | {peaks[name]:.0f} |")
 
 
