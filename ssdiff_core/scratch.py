@@ -35,9 +35,7 @@ def working_size(height: int, width: int, resize_mode: str = "full_size") -> tup
     if resize_mode == "full_size":
         return _round_to_multiple(height), _round_to_multiple(width)
     if resize_mode == "scale_256":
-        if width < height:
-            return _round_to_multiple(height / width * NETWORK_SHORT_SIDE), NETWORK_SHORT_SIDE
-        return NETWORK_SHORT_SIDE, _round_to_multiple(width / height * NETWORK_SHORT_SIDE)
+        return network_size(height, width)
     raise ValueError(f"resize_mode must be one of {RESIZE_MODES}, got {resize_mode!r}")
 
 
