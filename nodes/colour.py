@@ -8,7 +8,7 @@ from ..models.cap_vstnet import RevResNet
 from ..ssdiff_core import host, images
 from ..ssdiff_core.cap_vstnet_transfer import cap_vstnet_colour_transfer
 from ..ssdiff_core.colour_transfer import masked_mean_std_transfer
-from .loading import checkpoint_input, load_checkpoint, validate_checkpoint
+from .loading import checkpoint_input, validate_checkpoint
 
 ColourTransferType = io.Custom("SSDIFF_COLOUR_TRANSFER")
 """A function (content, style, region) -> recoloured content; unconnected = the built-in
@@ -34,7 +34,7 @@ class SSDiffColourTransferLoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, model_name: str) -> io.NodeOutput:
-        network = load_checkpoint(host.COLOUR_TRANSFER_NETWORK, model_name, RevResNet.from_state_dict)
+        network = host.load_checkpoint(host.COLOUR_TRANSFER_NETWORK, model_name, RevResNet.from_state_dict)
         return io.NodeOutput(cap_vstnet_colour_transfer(network.float().to(host.compute_device())))
 
 

@@ -7,7 +7,7 @@ from comfy_api.latest import io
 from ..ssdiff_core import host
 from ..ssdiff_core.face_detection import RETINAFACE_MARKER_KEYS, retinaface_from_state_dict
 from ..ssdiff_core.faces import crop_faces, paste_faces
-from .loading import checkpoint_input, load_checkpoint, validate_checkpoint
+from .loading import checkpoint_input, validate_checkpoint
 
 FaceDetector = io.Custom("SSDIFF_FACE_DETECTOR")
 FaceInfo = io.Custom("SSDIFF_FACE_INFO")
@@ -34,7 +34,7 @@ class SSDiffFaceDetectorLoader(io.ComfyNode):
     def execute(cls, model_name: str) -> io.NodeOutput:
         device = host.compute_device()
         with torch.inference_mode(False):
-            detector = load_checkpoint(host.FACE_DETECTOR, model_name,
+            detector = host.load_checkpoint(host.FACE_DETECTOR, model_name,
                                        lambda state_dict: retinaface_from_state_dict(state_dict, device),
                                        RETINAFACE_MARKER_KEYS)
         return io.NodeOutput(detector)

@@ -5,11 +5,11 @@ import torch
 from comfy_api.latest import io
 
 from ..models.face_parsing import face_parser_from_state_dict
-from ..ssdiff_core import host
+from ..ssdiff_core import host, images
 from ..ssdiff_core.parsing import FaceParser, parse_faces, preview
 from ..ssdiff_core.regions import CELEBAMASK_HQ_LABELS, REGION_GROUPS, region_mask, resolve_regions
 from .guidance_inputs import Parsing
-from .loading import checkpoint_input, load_checkpoint, validate_checkpoint
+from .loading import checkpoint_input, validate_checkpoint
 
 FaceParserType = io.Custom("SSDIFF_FACE_PARSER")
 
@@ -33,7 +33,7 @@ class SSDiffFaceParserLoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, model_name: str) -> io.NodeOutput:
-        network, backend = load_checkpoint(host.FACE_PARSER, model_name, face_parser_from_state_dict)
+        network, backend = host.load_checkpoint(host.FACE_PARSER, model_name, face_parser_from_state_dict)
         return io.NodeOutput(FaceParser(network.to(host.compute_device()), backend))
 
 
@@ -72,7 +72,7 @@ class SSDiffFaceParse(io.ComfyNode):
     @classmethod
     def execute(cls, parser: FaceParser, image: torch.Tensor, regions: str,
                 reference_compat: bool) -> io.NodeOutput:
-        rgb = image[..., :3] if image.shape[-1] >= 3 else image.expand(*image.shape[:-1], 3)
+        rgb = images.rgb_channels(image)
         labels = parse_faces(parser, rgb.movedim(-1, 1).float(), reference_compat, host.check_interrupt)
         mask = region_mask(labels, resolve_regions(regions))[:, 0].float()
         return io.NodeOutput(labels, mask, preview(labels))

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import torch
 from comfy_api.latest import io
 
-from ..ssdiff_core import host
+from ..ssdiff_core import host, images
 from ..ssdiff_core.coarse import FIDELITY_ARCHITECTURES, coarse_restore
-from .loading import checkpoint_input, load_checkpoint, validate_checkpoint
+from .loading import checkpoint_input, validate_checkpoint
 
 FaceRestorer = io.Custom("SSDIFF_FACE_RESTORER")
 
@@ -54,7 +54,7 @@ class SSDiffFaceRestorerLoader(io.ComfyNode):
     @classmethod
     def execute(cls, model_name: str) -> io.NodeOutput:
         kind = host.FACE_RESTORER
-        descriptor = load_checkpoint(kind, model_name, _spandrel_descriptor)
+        descriptor = host.load_checkpoint(kind, model_name, _spandrel_descriptor)
         if descriptor.purpose != "FaceSR":
             raise host.CheckpointError(f"'{model_name}' is a {descriptor.architecture.name} model "
                                        f"({descriptor.purpose}), not a face restorer. Expected {kind.expected}")
@@ -80,7 +80,7 @@ class SSDiffCoarseRestore(io.ComfyNode):
 
     @classmethod
     def execute(cls, restorer: LoadedRestorer, image: torch.Tensor, fidelity: float) -> io.NodeOutput:
-        rgb = image[..., :3] if image.shape[-1] >= 3 else image.expand(*image.shape[:-1], 3)
+        rgb = images.rgb_channels(image)
         restored = coarse_restore(restorer.network, restorer.architecture, rgb.movedim(-1, 1).float(),
                                   fidelity, host.check_interrupt)
         return io.NodeOutput(restored.movedim(1, -1).contiguous())

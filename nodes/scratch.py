@@ -7,7 +7,7 @@ from comfy_api.latest import io
 from ..models.scratch_detection import ScratchUNet
 from ..ssdiff_core import host, images
 from ..ssdiff_core.scratch import RESIZE_MODES, detect_scratch_probability, scratch_mask
-from .loading import checkpoint_input, load_checkpoint, validate_checkpoint
+from .loading import checkpoint_input, validate_checkpoint
 
 ScratchDetector = io.Custom("SSDIFF_SCRATCH_DETECTOR")
 
@@ -31,7 +31,7 @@ class SSDiffScratchDetectorLoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, model_name: str) -> io.NodeOutput:
-        network = load_checkpoint(host.SCRATCH_DETECTOR, model_name, ScratchUNet.from_state_dict)
+        network = host.load_checkpoint(host.SCRATCH_DETECTOR, model_name, ScratchUNet.from_state_dict)
         return io.NodeOutput(network.to(host.compute_device()))
 
 
@@ -64,7 +64,7 @@ class SSDiffScratchMask(io.ComfyNode):
     def execute(cls, detector, image: torch.Tensor, threshold: float, dilation: int, resize_mode: str,
                 add_mask: torch.Tensor | None = None, erase_mask: torch.Tensor | None = None) -> io.NodeOutput:
         images.require_finite(image, "image")
-        rgb = image[..., :3] if image.shape[-1] >= 3 else image.expand(*image.shape[:-1], 3)
+        rgb = images.rgb_channels(image)
         probability = detect_scratch_probability(detector, rgb.movedim(-1, 1).float(), resize_mode,
                                                  host.check_interrupt)
         mask = scratch_mask(probability, threshold, dilation, add_mask, erase_mask)

@@ -12,7 +12,7 @@ import torch
 from .alignment import (AlignedFace, FaceInfo, alignment_affine, letterbox, paste_face, select_faces,
                         warp_face)
 from .face_detection import detect_faces
-from .images import require_finite
+from .images import require_finite, rgb_channels
 
 
 def crop_faces(detector, photos: torch.Tensor, crop_size: int = 512, selection: str = "largest",
@@ -35,8 +35,7 @@ def crop_faces(detector, photos: torch.Tensor, crop_size: int = 512, selection: 
     for image_index, photo in enumerate(photos):
         if check_interrupt is not None:
             check_interrupt()
-        rgb = photo[..., :3].float().cpu().numpy() if photo.shape[-1] >= 3 else \
-            np.repeat(photo.float().cpu().numpy(), 3, axis=-1)
+        rgb = rgb_channels(photo).float().cpu().numpy()
         sizes.append(rgb.shape[:2])
         mask = None if masks is None else masks[min(image_index, masks.shape[0] - 1)].float().cpu().numpy()
         if mask is not None and mask.shape != rgb.shape[:2]:

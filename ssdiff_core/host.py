@@ -8,6 +8,7 @@ import logging
 import os
 import weakref
 from dataclasses import dataclass
+from typing import Callable, TypeVar
 
 import torch
 
@@ -145,6 +146,21 @@ def read_state_dict(kind: ModelFile, path: str, marker_keys: tuple[str, ...] = (
     return state_dict
 
 
+Built = TypeVar("Built")
+
+
+def load_checkpoint(kind: ModelFile, name: str, build: Callable[[dict[str, torch.Tensor]], Built],
+                    marker_keys: tuple[str, ...] = ()) -> Built:
+    """Reads the file safely and builds its network; a file the builder refuses gets an error
+    naming the file, the file expected and where to get it."""
+    state_dict = read_state_dict(kind, model_path(kind, name), marker_keys)
+    try:
+        return build(state_dict)
+    except (ValueError, RuntimeError) as error:
+        raise CheckpointError(f"'{name}' is not a usable {kind.what}: {error}. Expected {kind.expected} "
+                              f"from {kind.source}") from error
+
+
 class FacePixelFormat(comfy.latent_formats.LatentFormat):
     """Pixel space: the 'latent' is the RGB image in [-1, 1]; previews show it as is."""
     latent_channels = 3
@@ -214,15 +230,8 @@ def face_ddpm_model(unet: HostFaceUNet, weight_dtype: torch.dtype = torch.float3
 
 
 def load_face_ddpm(name: str, weight_dtype: str = "fp32") -> comfy.model_patcher.ModelPatcher:
-    path = model_path(FACE_DDPM, name)
-    try:
-        unet = build_face_unet(read_state_dict(FACE_DDPM, path, FACE_DDPM_MARKER_KEYS))
-    except CheckpointError as error:
-        if os.path.basename(path) in str(error):
-            raise
-        raise CheckpointError(f"'{os.path.basename(path)}' is not a usable {FACE_DDPM.what}: {error}. "
-                              f"Expected {FACE_DDPM.expected} from {FACE_DDPM.source}") from error
-    logging.info("SSDiff: loaded face DDPM %s (%s)", os.path.basename(path), unet.config)
+    unet = load_checkpoint(FACE_DDPM, name, build_face_unet, FACE_DDPM_MARKER_KEYS)
+    logging.info("SSDiff: loaded face DDPM %s (%s)", name, unet.config)
     return face_ddpm_model(unet, WEIGHT_DTYPES[weight_dtype])
 
 
@@ -290,6 +299,12 @@ def is_pixel_model(base_model: comfy.model_base.BaseModel) -> bool:
     return isinstance(base_model.latent_format, pixel_formats)
 
 
+def vae_scale(vae: comfy.sd.VAE | None) -> int:
+    """Pixels per latent pixel along each side: the VAE's, or SD's 8 when it is unknown (no VAE, or a
+    video VAE whose ratio is not a plain number)."""
+    return vae.downscale_ratio if vae is not None and isinstance(vae.downscale_ratio, int) else 8
+
+
 _decoder_copies: "weakref.WeakKeyDictionary[torch.nn.Module, torch.nn.Module]" = weakref.WeakKeyDictionary()
 
 
@@ -299,7 +314,7 @@ class VaeDecoderMap:
 
     def __init__(self, vae: comfy.sd.VAE, latent_format, dtype: torch.dtype | None = None):
         self.vae, self.latent_format, self.dtype = vae, latent_format, dtype
-        self.scale = vae.downscale_ratio if isinstance(vae.downscale_ratio, int) else 8
+        self.scale = vae_scale(vae)
 
     def _decoder(self) -> torch.nn.Module:
         network = self.vae.first_stage_model
@@ -331,8 +346,7 @@ def pixel_map_for(base_model: comfy.model_base.BaseModel, vae: comfy.sd.VAE | No
         if factors is None:
             raise ValueError(f"{type(latent_format).__name__} latents have no RGB preview factors: "
                              "use latent_guidance 'vae_decoder' with a VAE")
-        scale = vae.downscale_ratio if vae is not None and isinstance(vae.downscale_ratio, int) else 8
-        return LinearRGBMap(factors, getattr(latent_format, "latent_rgb_factors_bias", None), scale), False
+        return LinearRGBMap(factors, getattr(latent_format, "latent_rgb_factors_bias", None), vae_scale(vae)), False
     if vae is None:
         raise ValueError("a latent model (SD1.5, SDXL, ...) needs its VAE for SSDiff guidance with "
                          f"latent_guidance '{latent_guidance}': connect the checkpoint's VAE, or choose "
@@ -378,7 +392,7 @@ def pixel_multiple(model: comfy.model_patcher.ModelPatcher, vae: comfy.sd.VAE | 
     factor = getattr(network, "downsampling_factor", 8)
     if is_pixel_model(model.model):
         return factor
-    return factor * (vae.downscale_ratio if vae is not None and isinstance(vae.downscale_ratio, int) else 8)
+    return factor * vae_scale(vae)
 
 
 @dataclass(frozen=True)
@@ -405,7 +419,7 @@ def sample_guided(model: comfy.model_patcher.ModelPatcher, guidance: Guidance, i
             raise ValueError("a latent model (SD1.5, SDXL, ...) needs its VAE: connect the checkpoint's VAE")
         if conditioning.positive is None or conditioning.negative is None:
             raise ValueError("a latent model needs positive and negative conditioning (e.g. CLIPTextEncode)")
-        scale = vae.downscale_ratio
+        scale = vae_scale(vae)
         shape = (image_shape[0], model.model.latent_format.latent_channels,
                  image_shape[2] // scale, image_shape[3] // scale)
         positive, negative = conditioning.positive, conditioning.negative

@@ -16,6 +16,12 @@ def require_finite(tensor: torch.Tensor, name: str) -> None:
                          f"that made it produced invalid pixels; fix or replace that node's output")
 
 
+def rgb_channels(image: torch.Tensor) -> torch.Tensor:
+    """IMAGE (... x H x W x 1, 3 or 4) -> its RGB channels, ... x H x W x 3: grayscale repeated,
+    alpha dropped."""
+    return image[..., :3] if image.shape[-1] >= 3 else image.expand(*image.shape[:-1], 3)
+
+
 def image_to_model(image: torch.Tensor, name: str = "image") -> torch.Tensor:
     """IMAGE -> B x 3 x H x W in [-1, 1]. Grayscale is copied to RGB, alpha is dropped."""
     if image.ndim == 3:
@@ -24,8 +30,7 @@ def image_to_model(image: torch.Tensor, name: str = "image") -> torch.Tensor:
         raise ValueError(f"{name} must be an IMAGE (B x H x W x 1, 3 or 4 channels), got shape "
                          f"{tuple(image.shape)}")
     require_finite(image, name)
-    rgb = image[..., :3] if image.shape[-1] >= 3 else image.expand(*image.shape[:-1], 3)
-    return rgb.float().clamp(0, 1).movedim(-1, 1) * 2 - 1
+    return rgb_channels(image).float().clamp(0, 1).movedim(-1, 1) * 2 - 1
 
 
 def model_to_image(x: torch.Tensor) -> torch.Tensor:
