@@ -30,13 +30,12 @@ def crop_faces(detector, photos: torch.Tensor, crop_size: int = 512, selection: 
         if masks.shape[0] not in (1, photos.shape[0]):
             raise ValueError(f"FaceCrop got {masks.shape[0]} masks for {photos.shape[0]} photos: give one mask per "
                              "photo or a single one for all")
-    crops, mask_crops, aligned = [], [], []
-    sizes = []
+    crops, mask_crops, aligned, rgb_photos = [], [], [], []
     for image_index, photo in enumerate(photos):
         if check_interrupt is not None:
             check_interrupt()
         rgb = rgb_channels(photo).float().cpu().numpy()
-        sizes.append(rgb.shape[:2])
+        rgb_photos.append(rgb)
         mask = None if masks is None else masks[min(image_index, masks.shape[0] - 1)].float().cpu().numpy()
         if mask is not None and mask.shape != rgb.shape[:2]:
             logging.warning("SSDiff FaceCrop: mask %s resized to the photo's %s", mask.shape, rgb.shape[:2])
@@ -54,11 +53,11 @@ def crop_faces(detector, photos: torch.Tensor, crop_size: int = 512, selection: 
             mask_crops.append(np.zeros((crop_size, crop_size), np.float32) if mask is None else
                               cv2.warpAffine(mask, affine, (crop_size, crop_size), flags=cv2.INTER_LINEAR))
             aligned.append(AlignedFace(image_index, affine, face))
-    info = FaceInfo(crop_size, tuple(sizes), tuple(aligned))
+    info = FaceInfo(crop_size, tuple(rgb.shape[:2] for rgb in rgb_photos), tuple(aligned))
     if not aligned:
         logging.warning("SSDiff FaceCrop: no face found (confidence >= %s, eyes >= %s px apart); the "
                         "photos pass through unchanged", confidence, min_eye_distance)
-        crops = [letterbox(photo[..., :3].float().cpu().numpy(), crop_size) for photo in photos]
+        crops = [letterbox(rgb, crop_size) for rgb in rgb_photos]
         mask_crops = [np.zeros((crop_size, crop_size), np.float32) for _ in photos]
     return (torch.from_numpy(np.stack(crops)).clamp(0, 1), torch.from_numpy(np.stack(mask_crops)).clamp(0, 1),
             info)

@@ -91,6 +91,16 @@ def test_a_photo_without_faces_passes_through_unchanged(comfy, detector):
     assert torch.equal(pasted, photos)
 
 
+def test_a_grayscale_photo_without_faces_comes_back_as_an_rgb_crop_and_unchanged(comfy, detector):
+    photos = torch.from_numpy(smooth_photo(90, 120, channels=1, seed=4))[None]
+    faces, masks, info = execute(comfy, "SSDiffFaceCrop", **crop_inputs(detector, photos, confidence=1.0))
+    assert faces.shape == (1, 128, 128, 3) and masks.shape == (1, 128, 128) and info.faces == ()
+    photo_area = faces[0, 40:88, 20:108]  # inside the letterbox, off its grey border
+    assert torch.equal(photo_area[..., 0], photo_area[..., 2])
+    pasted, = execute(comfy, "SSDiffFacePaste", image=photos, faces=faces, face_info=info)
+    assert torch.equal(pasted, photos)
+
+
 def test_crop_and_paste_round_trip_with_several_faces_rgba_and_a_mask(comfy, detector, pack, monkeypatch):
     rgb = smooth_photo(300, 400, seed=3)
     alpha = np.linspace(0, 1, 400, dtype=np.float32)[None, :, None].repeat(300, 0)
