@@ -226,18 +226,19 @@ def saved_view(workflow: dict) -> dict:
 
 
 def api_differences(prompt: dict, api: dict) -> list[str]:
-    """How the frontend's API prompt differs from the shipped API file (class, inputs, title)."""
+    """How an API prompt made from a UI workflow (by the frontend or a converter) differs from the
+    shipped API file: nodes, class, _meta (the title) and each input."""
     problems = []
     for node_id in sorted(set(prompt) | set(api), key=int):
         ours, theirs = prompt.get(node_id), api.get(node_id)
         if ours is None or theirs is None:
             problems.append(f"node {node_id}: only in {'the API file' if ours is None else 'the UI graph'}")
             continue
-        for key in ("class_type",):
-            if ours[key] != theirs[key]:
-                problems.append(f"node {node_id}: {key} {ours[key]} != {theirs[key]}")
-        if ours.get("_meta", {}).get("title") != theirs.get("_meta", {}).get("title"):
-            problems.append(f"node {node_id}: title {ours.get('_meta')} != {theirs.get('_meta')}")
+        if ours["class_type"] != theirs["class_type"]:
+            problems.append(f"node {node_id}: class_type {ours['class_type']} != {theirs['class_type']}")
+        if ours.get("_meta") != theirs.get("_meta"):
+            problems.append(f"node {node_id} ({theirs['class_type']}): _meta {ours.get('_meta')} != "
+                            f"{theirs.get('_meta')}")
         for name in sorted(set(ours["inputs"]) | set(theirs["inputs"])):
             if ours["inputs"].get(name, "<missing>") != theirs["inputs"].get(name, "<missing>"):
                 problems.append(f"node {node_id} ({theirs['class_type']}).{name}: UI gives "

@@ -15,7 +15,8 @@ import pytest
 
 from chromium_cdp import (SETUP_HINT, Chromium, find_chromium, inspect_workflow, off_machine_responses,
                           open_comfyui, show_whole_graph)
-from test_workflows_ui import SAMPLE, UI_WORKFLOWS, api_problems, load_api, load_ui
+from export_ui_workflows import api_differences
+from test_workflows_ui import SAMPLE, UI_WORKFLOWS, load_api, load_ui
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,7 @@ def test_workflow_opens_in_the_frontend_with_no_missing_or_red_node(frontend, ar
     saved = report["serialized"]
     assert widget_values(saved["nodes"]) == widget_values(workflow["nodes"])
     assert saved["links"] == workflow["links"]
-    problems = api_problems(report["prompt"], load_api(name))
+    problems = api_differences(report["prompt"], load_api(name))
     assert not problems, f"the frontend queues something else than workflows/{name}_api.json:\n  " + \
         "\n  ".join(problems)
 
@@ -85,4 +86,4 @@ def test_the_checks_see_a_missing_node_and_a_shifted_widget(frontend, artifacts)
     report = open_and_screenshot(frontend, artifacts, shifted, "control_shifted_widgets")
     assert not report["unregistered"] and not report["dialogs"]
     assert any("SSDiffSelectiveSampler" in problem
-               for problem in api_problems(report["prompt"], load_api("sampler_custom_advanced")))
+               for problem in api_differences(report["prompt"], load_api("sampler_custom_advanced")))

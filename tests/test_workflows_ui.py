@@ -16,6 +16,7 @@ import requests
 from PIL import Image
 
 from conftest import REPO
+from export_ui_workflows import api_differences
 from test_server import TEST_FILES
 
 WORKFLOWS = REPO / "workflows"
@@ -196,20 +197,6 @@ def ui_problems(workflow: dict, object_info: dict) -> list[str]:
     return problems
 
 
-def api_problems(converted: dict, api: dict) -> list[str]:
-    problems = []
-    for node_id in sorted(set(converted) | set(api), key=int):
-        if node_id not in converted or node_id not in api:
-            problems.append(f"node {node_id} only in {'the API file' if node_id in api else 'the UI file'}")
-            continue
-        ours, theirs = converted[node_id], api[node_id]
-        for key in ("class_type", "inputs", "_meta"):
-            if ours.get(key) != theirs.get(key):
-                problems.append(f"node {node_id} ({theirs['class_type']}) {key}: UI gives {ours.get(key)}, "
-                                f"API file has {theirs.get(key)}")
-    return problems
-
-
 def convert(workflow: dict, object_info: dict) -> dict:
     """UI -> API by comfy-cli's converter (a port of the frontend's graphToPrompt), fed the live
     /object_info. It fills a missing widget with its default and skips a node it cannot convert:
@@ -236,7 +223,7 @@ def test_ui_workflow_matches_the_nodes_and_converts_to_the_shipped_api_workflow(
     for node in workflow["nodes"]:
         if node["type"].startswith("SSDiff"):
             assert node["properties"]["cnr_id"] == "ssdiff", node
-    problems = api_problems(convert(workflow, object_info), load_api(name))
+    problems = api_differences(convert(workflow, object_info), load_api(name))
     assert not problems, f"workflows/{name}.json -> API:\n  " + "\n  ".join(problems)
 
 
