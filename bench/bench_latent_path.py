@@ -9,7 +9,6 @@ separate run).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import threading
 import time
@@ -34,18 +33,12 @@ SD_VAE = {"embed_dim": 4, "ddconfig": {
 
 
 def start_host(device: str):
-    sys.path.insert(0, str(HOST))
+    """ComfyUI in-process with the pack; returns the pack's module."""
     sys.path.append(str(REPO))
     sys.path.append(str(REPO / "scripts"))
-    import comfy.options  # noqa: F401
-    from comfy.cli_args import args
-    args.cpu = device == "cpu"
-    import utils.extra_config  # noqa: F401
-    import server  # noqa: F401
-    import nodes
-    asyncio.run(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))
-    return next(module for module in list(sys.modules.values())
-                if (getattr(module, "__file__", "") or "").endswith("ComfyUI-SSDiff/__init__.py"))
+    from in_process_host import loaded_pack, start_comfyui
+    start_comfyui(HOST, cpu=device == "cpu")
+    return loaded_pack(REPO)
 
 
 class PeakMemory:

@@ -6,7 +6,6 @@ architectures, written into a temporary models folder that both share.
 """
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import os
 import shutil
@@ -30,6 +29,7 @@ sys.path.append(str(Path(__file__).resolve().parent))
 sys.path.append(str(REPO / "scripts"))
 
 from headless import ComfyServer  # noqa: E402
+from in_process_host import loaded_pack, start_comfyui  # noqa: E402
 from tiny_models import (save_cap_vstnet, save_codeformer, save_face_ddpm, save_face_parser,  # noqa: E402
                          save_retinaface_mobile, save_scratch_detector, tiny_face_unet)
 
@@ -85,15 +85,9 @@ def models_root(tmp_path_factory) -> Path:
 def comfy(models_root):
     """ComfyUI 0.3.75 in-process on the CPU, with the custom nodes loaded; returns `nodes`."""
     require_host()
-    import comfy.options  # noqa: F401  (as main.py: before cli_args is read)
-    from comfy.cli_args import args
-    args.cpu = True
-    import utils.extra_config  # noqa: F401  (before `nodes`, as main.py does)
-    import server  # noqa: F401
+    nodes = start_comfyui(HOST, cpu=True)
     import folder_paths
-    import nodes
 
-    asyncio.run(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))
     for folder in MODEL_FOLDERS:
         folder_paths.add_model_folder_path(folder, str(models_root / folder), is_default=True)
     assert "SSDiffSampler" in nodes.NODE_CLASS_MAPPINGS, "the pack did not load into ComfyUI"
@@ -103,10 +97,7 @@ def comfy(models_root):
 @pytest.fixture(scope="session")
 def pack(comfy):
     """The pack's top-level module as ComfyUI imported it."""
-    for module in list(sys.modules.values()):
-        if Path(getattr(module, "__file__", "") or "").resolve() == REPO / "__init__.py":
-            return module
-    raise AssertionError("ComfyUI did not import the pack")
+    return loaded_pack(REPO)
 
 
 @pytest.fixture(scope="session")
