@@ -13,6 +13,10 @@ from pathlib import Path
 
 import requests
 
+MODEL_FOLDERS = ("ssdiff", "facedetection", "facerestore_models")
+"""The pack's model folders (ssdiff_core.host.MODEL_FOLDERS, which needs ComfyUI to import), for
+the scripts and tests that lay out a models folder before any host runs."""
+
 
 def free_port() -> int:
     with socket.socket() as sock:

@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.append(str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
-from headless import ComfyServer  # noqa: E402
+from headless import MODEL_FOLDERS, ComfyServer  # noqa: E402
 from tiny_models import TINY_STAND_INS  # noqa: E402
 
 DEFAULT_HOST = Path(os.environ.get("SSDIFF_HOST", REPO / ".host" / "ComfyUI"))
@@ -53,9 +53,6 @@ def copy_atomically(source: Path, target: Path) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-
-
-MODEL_FOLDERS = ("ssdiff", "facedetection", "facerestore_models")
 
 
 def missing_checkpoints(prompt: dict, roots: list[Path]) -> list[dict]:

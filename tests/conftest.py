@@ -19,7 +19,6 @@ REPO = Path(__file__).resolve().parent.parent
 HOST = Path(os.environ.get("SSDIFF_HOST", REPO / ".host" / "ComfyUI")).resolve()
 GOLDEN = Path(__file__).resolve().parent / "fixtures" / "golden"
 HOST_PROBES = Path(__file__).resolve().parent / "host_probes"
-MODEL_FOLDERS = ("ssdiff", "facedetection", "facerestore_models")
 
 # The host first (its `nodes` module must win over this pack's `nodes` package), the repo last
 # (for `ssdiff_core` and `models` in tests that need no host), then the helpers.
@@ -28,7 +27,7 @@ sys.path.append(str(REPO))
 sys.path.append(str(Path(__file__).resolve().parent))
 sys.path.append(str(REPO / "scripts"))
 
-from headless import ComfyServer  # noqa: E402
+from headless import MODEL_FOLDERS, ComfyServer  # noqa: E402
 from in_process_host import loaded_pack, start_comfyui  # noqa: E402
 from tiny_models import (save_cap_vstnet, save_codeformer, save_face_ddpm, save_face_parser,  # noqa: E402
                          save_retinaface_mobile, save_scratch_detector, tiny_face_unet)

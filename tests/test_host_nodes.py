@@ -8,6 +8,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from headless import MODEL_FOLDERS
 from node_runner import execute
 from ssdiff_core.guidance import PseudoReferenceGuidance
 from ssdiff_core.sampler import sample_ssdiff
@@ -41,6 +42,10 @@ def stage1_inputs(image, seed=7, steps=4, **extra):
 def stage2_inputs(image, pseudo_reference, seed=7, steps=4, **extra):
     return {"image": image, "coarse_restoration": image, "pseudo_reference": pseudo_reference,
             **SELECTIVE_SETTINGS, **ONE_STOP_SETTINGS, "seed": seed, "steps": steps, **extra}
+
+
+def test_the_scripts_lay_out_the_model_folders_the_pack_registers(pack):
+    assert pack.ssdiff_core.host.MODEL_FOLDERS == MODEL_FOLDERS
 
 
 def test_loader_reads_pth_with_module_prefix_and_safetensors(comfy, face_model):
