@@ -41,15 +41,31 @@ class FaceParser:
         return next(self.network.parameters()).device
 
 
+def normalise_for_parsing(image: torch.Tensor) -> torch.Tensor:
+    """B x 3 x H x W RGB in [0, 1] -> the network's input: ImageNet mean/std per channel.
+
+    This is the whole of upstream's tensor preprocessing (`inference.py`: `ToTensor()` then
+    `Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))`); its training transforms use the
+    same constants. No resizing is done here: upstream's inference first resizes the PIL image to
+    512 x 512 (PIL bilinear, aspect ratio not kept), takes the argmax of the first output and
+    resizes that label map back to the original size with nearest neighbour. Training saw
+    CelebAMask-HQ faces resized 1024 -> 512 (bilinear), then randomly rescaled by 0.75-2.0 and
+    cropped to 448 x 448 (train.py's default `--image-size`), so parse aligned faces at 512 x 512.
+    """
+    if image.ndim != 4 or image.shape[1] != 3:
+        raise ValueError(f"expected a B x 3 x H x W RGB image, got shape {tuple(image.shape)}")
+    mean = torch.tensor(IMAGENET_MEAN, dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
+    return (image - mean) / std
+
+
 def _network_input(parser: FaceParser, faces: torch.Tensor, reference_compat: bool) -> torch.Tensor:
     if parser.backend == "parsenet":
         return faces * 2 - 1
     if reference_compat and parser.backend == "bisenet_resnet":
         # The released SSDiff code hands its parser the [-1, 1] image without normalisation.
         return faces * 2 - 1
-    mean = faces.new_tensor(IMAGENET_MEAN)[None, :, None, None]
-    std = faces.new_tensor(IMAGENET_STD)[None, :, None, None]
-    return (faces - mean) / std
+    return normalise_for_parsing(faces)
 
 
 def parse_faces(parser: FaceParser, faces: torch.Tensor, reference_compat: bool = False,

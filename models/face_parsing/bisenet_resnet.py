@@ -35,31 +35,10 @@ RESNET34_PREFIX = "fpn.backbone.layer1.2."
 HEAD_KEY = "conv_out.conv.weight"
 """The main head's last 1x1 convolution: its output channels are the class count."""
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
 _OTHER_PARSERS = {
     "cp.resnet.conv1.weight": "facexlib's BiSeNet (parsing_bisenet.pth)",
     "encoder.0.conv2d.weight": "ParseNet (parsing_parsenet.pth)",
 }
-
-
-def normalise_for_parsing(image: torch.Tensor) -> torch.Tensor:
-    """B x 3 x H x W RGB in [0, 1] -> the network's input: ImageNet mean/std per channel.
-
-    This is the whole of upstream's tensor preprocessing (`inference.py`: `ToTensor()` then
-    `Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))`); its training transforms use the
-    same constants. No resizing is done here: upstream's inference first resizes the PIL image to
-    512 x 512 (PIL bilinear, aspect ratio not kept), takes the argmax of the first output and
-    resizes that label map back to the original size with nearest neighbour. Training saw
-    CelebAMask-HQ faces resized 1024 -> 512 (bilinear), then randomly rescaled by 0.75-2.0 and
-    cropped to 448 x 448 (train.py's default `--image-size`), so parse aligned faces at 512 x 512.
-    """
-    if image.ndim != 4 or image.shape[1] != 3:
-        raise ValueError(f"expected a B x 3 x H x W RGB image, got shape {tuple(image.shape)}")
-    mean = torch.tensor(IMAGENET_MEAN, dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
-    return (image - mean) / std
 
 
 def _global_average(x: torch.Tensor) -> torch.Tensor:
@@ -211,7 +190,7 @@ class ResNetBiSeNet(nn.Module):
     auxiliary heads (on the 1/8 and 1/16 context features), each bilinearly upsampled
     (align_corners=True) to the input's H x W. Use `out`; argmax over its channels gives labels.
     With `return_fused=True` the 256-channel 1/8-scale fused feature is appended, as SSDiff's copy
-    of the network returns it. Expects `normalise_for_parsing` input.
+    of the network returns it. Expects `ssdiff_core.parsing.normalise_for_parsing` input.
     """
 
     def __init__(self, num_classes: int = NUM_CLASSES, backbone: str = "resnet34"):
