@@ -19,7 +19,6 @@ import torch
 from timing import median_seconds
 
 REPO = Path(__file__).resolve().parent.parent
-HOST = REPO / ".host" / "ComfyUI"
 SD15_UNET = {
     "use_checkpoint": False, "image_size": 32, "in_channels": 4, "out_channels": 4, "model_channels": 320,
     "num_res_blocks": [2, 2, 2, 2], "channel_mult": [1, 2, 4, 4], "transformer_depth": [1, 1, 1, 1, 1, 1, 0, 0],
@@ -36,8 +35,9 @@ def start_host(device: str):
     """ComfyUI in-process with the pack; returns the pack's module."""
     sys.path.append(str(REPO))
     sys.path.append(str(REPO / "scripts"))
+    from headless import default_host
     from in_process_host import loaded_pack, start_comfyui
-    start_comfyui(HOST, cpu=device == "cpu")
+    start_comfyui(default_host(), cpu=device == "cpu")
     return loaded_pack(REPO)
 
 

@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from chromium_cdp import Chromium, find_chromium, inspect_workflow, open_comfyui, SETUP_HINT  # noqa: E402
-from headless import ComfyServer  # noqa: E402
+from headless import ComfyServer, default_host  # noqa: E402
 
 _PYPROJECT = (REPO / "pyproject.toml").read_text()
 PACK_ID = re.search(r'^name = "([^"]+)"', _PYPROJECT, re.M).group(1)
@@ -266,7 +266,8 @@ def export(browser: Chromium, name: str, layout: dict, comfyui_version: str) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="*", default=list(LAYOUTS), help="workflows to export (default: all)")
-    parser.add_argument("--host", type=Path, default=REPO / ".host" / "ComfyUI", help="the ComfyUI root")
+    parser.add_argument("--host", type=Path, default=default_host(),
+                        help="the ComfyUI root (default: the host setup_host.sh built for this Python)")
     parser.add_argument("--no-thumbnails", action="store_true", help="skip example_workflows/*.jpg")
     args = parser.parse_args()
     if find_chromium() is None:

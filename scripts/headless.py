@@ -18,6 +18,20 @@ MODEL_FOLDERS = ("ssdiff", "facedetection", "facerestore_models")
 the scripts and tests that lay out a models folder before any host runs."""
 
 
+REPO = Path(__file__).resolve().parent.parent
+
+
+def default_host() -> Path:
+    """The ComfyUI root to run: $SSDIFF_HOST, else the host scripts/setup_host.sh built for the
+    virtual environment this Python runs in (it writes <venv>/ssdiff-host), else .host/ComfyUI."""
+    if os.environ.get("SSDIFF_HOST"):
+        return Path(os.environ["SSDIFF_HOST"]).resolve()
+    marker = Path(sys.prefix) / "ssdiff-host"
+    if marker.is_file():
+        return Path(marker.read_text().strip()).resolve()
+    return (REPO / ".host" / "ComfyUI").resolve()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -24,11 +24,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.append(str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
-from headless import MODEL_FOLDERS, ComfyServer  # noqa: E402
+from headless import MODEL_FOLDERS, ComfyServer, default_host  # noqa: E402
 from tiny_models import TINY_STAND_INS  # noqa: E402
-
-DEFAULT_HOST = Path(os.environ.get("SSDIFF_HOST", REPO / ".host" / "ComfyUI"))
-
 
 def output_path(path: Path, overwrite: bool, inputs: set[Path]) -> Path:
     """`path`, or the first free `<stem>_<n><suffix>` beside it when `path` exists and may not be
@@ -76,7 +73,8 @@ def main() -> int:
     parser.add_argument("--output", type=Path, default=REPO / "output")
     parser.add_argument("--models-dir", type=Path, help="an extra models folder (with ssdiff/ inside)")
     parser.add_argument("--steps", type=int, help="override every sampler's step count")
-    parser.add_argument("--host", type=Path, default=DEFAULT_HOST, help="the ComfyUI root")
+    parser.add_argument("--host", type=Path, default=default_host(),
+                        help="the ComfyUI root (default: the host setup_host.sh built for this Python)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace existing output files (never the input photos)")
     options = parser.parse_args()
