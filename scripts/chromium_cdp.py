@@ -240,21 +240,26 @@ INSPECT_JS = r"""
   const nodes = app.graph.nodes ?? app.graph._nodes;
   const registered = LiteGraph.registered_node_types;
   const text = element => (element.innerText || '').replace(/\s+/g, ' ').trim().slice(0, 500);
+  // Frontend 1.49 gives live node ids as strings ('1'), 1.32 as numbers; saved ids are numbers in both.
   return JSON.stringify({
-    types: nodes.map(node => [node.id, node.type]),
+    frontend_version: window.__COMFYUI_FRONTEND_VERSION__ ?? null,
+    types: nodes.map(node => [String(node.id), node.type]),
     unregistered: nodes.filter(node => !registered[node.type]).map(node => `${node.id} ${node.type}`),
     with_errors: nodes.filter(node => node.has_errors).map(node => `${node.id} ${node.type}`),
     dialogs: [...document.querySelectorAll('.p-dialog')].map(text),
     toasts: [...document.querySelectorAll('.p-toast-message')].map(text),
+    // Frontend 1.49: missing nodes and widgets naming files the server lacks are reported in an
+    // overlay ("N errors found", "Missing node: ...") instead of a dialog.
+    overlays: [...document.querySelectorAll('[data-testid="error-overlay"]')].map(text),
     serialized: app.graph.serialize(),
     prompt: (await app.graphToPrompt()).output,
   });
 })
 """
-"""`INSPECT_JS(workflow, name)`: loads a UI workflow as a user's file would be, then reports the node
-types, nodes whose type the frontend does not know, nodes drawn in error (red), open dialogs
-(e.g. "missing nodes") and toasts, the graph as the frontend would save it, and the API prompt the
-frontend would queue."""
+"""`INSPECT_JS(workflow, name)`: loads a UI workflow as a user's file would be, then reports the
+frontend's version, the node types (ids as strings), nodes whose type the frontend does not know,
+nodes drawn in error (red), open dialogs (e.g. "missing nodes"), toasts and error overlays, the
+graph as the frontend would save it, and the API prompt the frontend would queue."""
 
 
 def open_comfyui(browser: Chromium, url: str, timeout: float = 120) -> None:
@@ -268,6 +273,43 @@ def inspect_workflow(browser: Chromium, workflow: dict, name: str) -> dict:
     """Loads `workflow` (UI format) into the open frontend and returns INSPECT_JS's report."""
     report = browser.evaluate(f"{INSPECT_JS}({json.dumps(workflow)}, {json.dumps(name)})", timeout=120)
     return json.loads(report)
+
+
+ERROR_DETAILS_JS = r"""
+(async () => {
+  // Frontend 1.49: the overlay's "View details" opens the properties panel on its Errors tab.
+  const button = document.querySelector('[data-testid="error-overlay-see-errors"]');
+  if (!button) return null;
+  button.click();
+  const groups = () => [...document.querySelectorAll('[data-testid="properties-panel"] [data-testid^="error-group-"]')]
+      .filter(group => group.getAttribute('data-testid') !== 'error-group-display-message');
+  for (let tries = 0; tries < 50 && !groups().length; tries++) await new Promise(resolve => setTimeout(resolve, 100));
+  await new Promise(resolve => setTimeout(resolve, 300));
+  const text = element => (element.innerText || '').replace(/\s+/g, ' ').trim();
+  return JSON.stringify(Object.fromEntries(groups().map(group =>
+      [group.getAttribute('data-testid').replace('error-group-', ''), text(group)])));
+})()
+"""
+
+CLOSE_PANEL_JS = r"""
+(async () => {
+  document.querySelector('[data-testid="properties-panel"] button[aria-label="Toggle properties panel"]')?.click();
+  await new Promise(resolve => setTimeout(resolve, 200));
+  return true;
+})()
+"""
+
+
+def open_error_details(browser: Chromium) -> dict[str, str] | None:
+    """Opens the frontend's error details as a user clicking "View details" would; returns the
+    text of each error group ("missing-model", "missing-node", ...), or None where the frontend
+    has no such overlay (1.32)."""
+    report = browser.evaluate(ERROR_DETAILS_JS)
+    return None if report is None else json.loads(report)
+
+
+def close_side_panel(browser: Chromium) -> None:
+    browser.evaluate(CLOSE_PANEL_JS)
 
 
 SHOW_WHOLE_GRAPH_JS = r"""

@@ -17,10 +17,15 @@ def start_comfyui(host_root: Path, cpu: bool = True) -> ModuleType:
     from comfy.cli_args import args
     args.cpu = cpu
     import utils.extra_config  # noqa: F401  (before `nodes`, as main.py does)
-    import server  # noqa: F401
+    import server
     import nodes
 
-    asyncio.run(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))
+    # main.py creates the PromptServer before it loads any node: extensions that register routes
+    # or node replacements in their comfy_entrypoint (0.33's nodes_replacements) need its instance.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    server.PromptServer(loop)
+    loop.run_until_complete(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))
     return nodes
 
 

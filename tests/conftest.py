@@ -7,6 +7,7 @@ architectures, written into a temporary models folder that both share.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import shutil
 import socket
@@ -16,18 +17,20 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-HOST = Path(os.environ.get("SSDIFF_HOST", REPO / ".host" / "ComfyUI")).resolve()
 GOLDEN = Path(__file__).resolve().parent / "fixtures" / "golden"
 HOST_PROBES = Path(__file__).resolve().parent / "host_probes"
 
 # The host first (its `nodes` module must win over this pack's `nodes` package), the repo last
 # (for `ssdiff_core` and `models` in tests that need no host), then the helpers.
-sys.path.insert(0, str(HOST))
 sys.path.append(str(REPO))
 sys.path.append(str(Path(__file__).resolve().parent))
 sys.path.append(str(REPO / "scripts"))
 
-from headless import MODEL_FOLDERS, ComfyServer  # noqa: E402
+from headless import MODEL_FOLDERS, ComfyServer, default_host  # noqa: E402
+
+HOST = default_host()
+sys.path.insert(0, str(HOST))
+
 from in_process_host import loaded_pack, start_comfyui  # noqa: E402
 from tiny_models import (save_cap_vstnet, save_codeformer, save_face_ddpm, save_face_parser,  # noqa: E402
                          save_retinaface_mobile, save_scratch_detector, tiny_face_unet)
@@ -80,11 +83,29 @@ def models_root(tmp_path_factory) -> Path:
     return root
 
 
+class StartUpLog(logging.Handler):
+    """The warnings and errors ComfyUI logs while it starts in-process."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+COMFY_START_UP_LOG = StartUpLog()
+
+
 @pytest.fixture(scope="session")
 def comfy(models_root):
-    """ComfyUI 0.3.75 in-process on the CPU, with the custom nodes loaded; returns `nodes`."""
+    """The host's ComfyUI in-process on the CPU, with the custom nodes loaded; returns `nodes`."""
     require_host()
-    nodes = start_comfyui(HOST, cpu=True)
+    logging.getLogger().addHandler(COMFY_START_UP_LOG)
+    try:
+        nodes = start_comfyui(HOST, cpu=True)
+    finally:
+        logging.getLogger().removeHandler(COMFY_START_UP_LOG)
     import folder_paths
 
     for folder in MODEL_FOLDERS:

@@ -1,22 +1,34 @@
 """The shipped UI workflows in the real ComfyUI frontend: headless Chromium (Debian's, driven over
 the DevTools protocol) opens each file from the `server` fixture's frontend as a user's file
 would be opened, and every node must have a registered type, none may be drawn in error (red),
-no "missing nodes" dialog may open, the frontend must keep every widget value and link, and the
-prompt the frontend would queue must be the shipped API workflow. A screenshot of each is kept
-in $SSDIFF_TEST_ARTIFACTS (default: pytest's temporary folder). Needs scripts/setup_browser.sh."""
+no "missing nodes" dialog or error overlay may open, the frontend must keep every widget value
+and link, and the prompt the frontend would queue must be the shipped API workflow. Each is also
+opened on a server with no checkpoint installed, as a new user's, and what the frontend says is
+recorded. Screenshots (and that record) are kept in $SSDIFF_TEST_ARTIFACTS (default: pytest's
+temporary folder). Needs scripts/setup_browser.sh."""
 from __future__ import annotations
 
 import copy
+import json
 import os
 import shutil
 from pathlib import Path
 
 import pytest
+import requests
 
-from chromium_cdp import (SETUP_HINT, Chromium, find_chromium, inspect_workflow, off_machine_responses,
-                          open_comfyui, show_whole_graph)
+from chromium_cdp import (SETUP_HINT, Chromium, close_side_panel, find_chromium, inspect_workflow,
+                          off_machine_responses, open_comfyui, open_error_details, show_whole_graph)
+from conftest import HOST, REPO
 from export_ui_workflows import api_differences
-from test_workflows_ui import SAMPLE, UI_WORKFLOWS, load_api, load_ui
+from headless import ComfyServer
+from test_workflows_ui import (SAMPLE, UI_WORKFLOWS, api_with_test_files, input_type, load_api, load_ui,
+                               spec_options, widget_layout, with_test_files)
+
+FLAGS_MISSING_FILES_SINCE = (1, 49)
+"""The frontend that outlines a loader red when the server lacks the file its widget names, and
+says "N errors found": 1.49.6 (ComfyUI 0.33's) does, 1.32.9 (0.3.75's) does not and only
+complains on Run; the versions between were not tried."""
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +38,8 @@ def artifacts(tmp_path_factory) -> Path:
     return folder.resolve()
 
 
-@pytest.fixture(scope="module")
-def frontend(server, artifacts, request):
+def browser_on(server: ComfyServer):
+    """A Chromium showing `server`'s frontend, its LoadImage nodes given the sample photos."""
     if find_chromium() is None:
         pytest.fail(f"no Chromium to open the ComfyUI frontend in: {SETUP_HINT}", pytrace=False)
     for image in SAMPLE.glob("*.png"):  # LoadImage shows its image, as on a user's machine
@@ -36,9 +48,29 @@ def frontend(server, artifacts, request):
         open_comfyui(browser, server.url)
         yield browser
         assert not off_machine_responses(browser), "the browser got responses from off this machine"
+
+
+@pytest.fixture(scope="module")
+def frontend(server, artifacts, request):
+    yield from browser_on(server)
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         reporter.write_line(f"browser screenshots: {artifacts}")
+
+
+@pytest.fixture(scope="module")
+def bare_server(tmp_path_factory):
+    """ComfyUI as a new user has it: the pack in custom_nodes/, no model file anywhere."""
+    base = tmp_path_factory.mktemp("new_user_comfyui")
+    (base / "custom_nodes").mkdir()
+    (base / "custom_nodes" / "ComfyUI-SSDiff").symlink_to(REPO, target_is_directory=True)
+    with ComfyServer(HOST, base, extra_args=("--base-directory", str(base))) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def bare_frontend(bare_server):
+    yield from browser_on(bare_server)
 
 
 def open_and_screenshot(frontend: Chromium, artifacts: Path, workflow: dict, name: str) -> dict:
@@ -53,30 +85,39 @@ def widget_values(nodes: list[dict]) -> dict:
     return {node["id"]: node.get("widgets_values") or [] for node in nodes}
 
 
+def flags_missing_files(report: dict) -> bool:
+    version = tuple(int(part) for part in (report["frontend_version"] or "0.0").split(".")[:2])
+    return version >= FLAGS_MISSING_FILES_SINCE
+
+
 @pytest.mark.parametrize("name", UI_WORKFLOWS)
 def test_workflow_opens_in_the_frontend_with_no_missing_or_red_node(frontend, artifacts, name):
-    workflow = load_ui(name)
+    # The loaders name files the test server has (the tiny networks), as a user's would.
+    workflow = with_test_files(load_ui(name))
     report = open_and_screenshot(frontend, artifacts, workflow, name)
-    assert report["types"] == [[node["id"], node["type"]] for node in workflow["nodes"]]
+    assert report["types"] == [[str(node["id"]), node["type"]] for node in workflow["nodes"]]
     assert not report["unregistered"], f"node types the frontend does not know: {report['unregistered']}"
     assert not report["with_errors"], f"nodes drawn in error: {report['with_errors']}"
     assert not report["dialogs"], f"the frontend opened a dialog: {report['dialogs']}"
     assert not report["toasts"], f"the frontend showed a message: {report['toasts']}"
+    assert not report["overlays"], f"the frontend reported errors: {report['overlays']}"
     saved = report["serialized"]
     assert widget_values(saved["nodes"]) == widget_values(workflow["nodes"])
     assert saved["links"] == workflow["links"]
-    problems = api_differences(report["prompt"], load_api(name))
+    problems = api_differences(report["prompt"], api_with_test_files(load_api(name)))
     assert not problems, f"the frontend queues something else than workflows/{name}_api.json:\n  " + \
         "\n  ".join(problems)
 
 
 def test_the_checks_see_a_missing_node_and_a_shifted_widget(frontend, artifacts):
-    workflow = load_ui("sampler_custom_advanced")
+    workflow = with_test_files(load_ui("sampler_custom_advanced"))
     missing = copy.deepcopy(workflow)
     missing["nodes"][0]["type"] = "SSDiffNoSuchNode"
     report = open_and_screenshot(frontend, artifacts, missing, "control_missing_node")
     assert report["unregistered"] == [f"{missing['nodes'][0]['id']} SSDiffNoSuchNode"]
-    assert report["with_errors"] and any("missing nodes" in dialog for dialog in report["dialogs"])
+    # 1.32 opens a "missing nodes" dialog, 1.49 an overlay "Missing node: SSDiffNoSuchNode".
+    said = [text.lower() for text in report["dialogs"] + report["overlays"]]
+    assert report["with_errors"] and any("missing node" in text for text in said), report
 
     # A widget value dropped (as an input added to a node would shift them): the frontend opens
     # it without complaint, so only the prompt comparison sees it.
@@ -85,5 +126,50 @@ def test_the_checks_see_a_missing_node_and_a_shifted_widget(frontend, artifacts)
     del sampler["widgets_values"][0]
     report = open_and_screenshot(frontend, artifacts, shifted, "control_shifted_widgets")
     assert not report["unregistered"] and not report["dialogs"]
-    assert any("SSDiffSelectiveSampler" in problem
-               for problem in api_differences(report["prompt"], load_api("sampler_custom_advanced")))
+    assert any("SSDiffSelectiveSampler" in problem for problem in
+               api_differences(report["prompt"], api_with_test_files(load_api("sampler_custom_advanced"))))
+
+
+def missing_files(workflow: dict, object_info: dict) -> dict[str, str]:
+    """'<node id> <type>' -> the file each node's widgets name that the server does not list."""
+    missing = {}
+    for node in workflow["nodes"]:
+        schema = object_info.get(node["type"])
+        if schema is None:
+            continue
+        for (_, kind, spec), value in zip(widget_layout(schema), node.get("widgets_values", [])):
+            if kind == "value" and input_type(spec) == "COMBO":
+                choices = spec[0] if isinstance(spec[0], list) else spec_options(spec).get("options", [])
+                if value not in choices:
+                    missing[f"{node['id']} {node['type']}"] = value
+    return missing
+
+
+@pytest.mark.parametrize("name", UI_WORKFLOWS)
+def test_workflow_opened_with_no_checkpoints_installed_names_each_missing_file(bare_server, bare_frontend,
+                                                                                artifacts, name):
+    workflow = load_ui(name)
+    object_info = requests.get(f"{bare_server.url}/object_info", timeout=30).json()
+    missing = missing_files(workflow, object_info)
+    loaders = [f"{node['id']} {node['type']}" for node in workflow["nodes"] if node["type"].endswith("Loader")]
+    assert sorted(missing) == sorted(loaders), "every loader names a checkpoint a new user does not have"
+
+    report = open_and_screenshot(bare_frontend, artifacts, workflow, f"{name}_no_checkpoints")
+    assert not report["unregistered"] and not report["dialogs"]
+    details = open_error_details(bare_frontend)
+    if details is not None:
+        bare_frontend.screenshot(artifacts / f"{name}_no_checkpoints_details.png")
+        close_side_panel(bare_frontend)
+    record = {"frontend_version": report["frontend_version"], "missing_files": missing,
+              "drawn_in_error": report["with_errors"], "overlays": report["overlays"], "error_details": details}
+    (artifacts / f"{name}_no_checkpoints.json").write_text(json.dumps(record, indent=2) + "\n")
+
+    if flags_missing_files(report):
+        assert sorted(report["with_errors"]) == sorted(missing), "the frontend outlines every loader and no other"
+        assert report["overlays"] == [f"{len(missing)} errors found Resolve them before running the workflow. "
+                                      "View details"]
+        assert set(details) == {"missing-model"}, details
+        for file_name in missing.values():
+            assert file_name in details["missing-model"], f"{file_name} is not in the missing-models panel"
+    else:  # the older frontend says nothing until the prompt is queued
+        assert not report["with_errors"] and not report["overlays"] and details is None, record

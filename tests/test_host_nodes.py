@@ -44,6 +44,14 @@ def stage2_inputs(image, pseudo_reference, seed=7, steps=4, **extra):
             **SELECTIVE_SETTINGS, **ONE_STOP_SETTINGS, "seed": seed, "steps": steps, **extra}
 
 
+def test_in_process_start_up_runs_every_extension_entrypoint_as_main_py_does(comfy):
+    from conftest import COMFY_START_UP_LOG
+    failed = [message for message in COMFY_START_UP_LOG.messages
+              if "Error while calling comfy_entrypoint" in message or
+              ("IMPORT FAILED" in message and "ComfyUI-SSDiff" in message)]
+    assert not failed, failed
+
+
 def test_the_scripts_lay_out_the_model_folders_the_pack_registers(pack):
     assert pack.ssdiff_core.host.MODEL_FOLDERS == MODEL_FOLDERS
 

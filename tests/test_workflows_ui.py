@@ -56,6 +56,16 @@ def with_test_files(workflow: dict) -> dict:
     return workflow
 
 
+def api_with_test_files(prompt: dict) -> dict:
+    """The loaders pointed at the tiny networks in the test models folder (API format)."""
+    prompt = copy.deepcopy(prompt)
+    for node in prompt.values():
+        if node["class_type"] in TEST_FILES:
+            key, file_name = TEST_FILES[node["class_type"]]
+            node["inputs"][key] = file_name
+    return prompt
+
+
 # -- the checker ---------------------------------------------------------------------------------
 
 def declared_inputs(schema: dict) -> list[tuple[str, list, bool]]:
@@ -170,9 +180,12 @@ def ui_problems(workflow: dict, object_info: dict) -> list[str]:
         for name, (spec, required) in declared.items():
             if required and not is_widget(spec) and name not in linked:
                 problems.append(f"{where}: required input {name!r} ({input_type(spec)}) is not connected")
-        # Outputs: the node's output types, in order.
+        # Outputs: the node's output types, in order. A newer ComfyUI may append outputs to a node
+        # (SaveImage declares an IMAGE on 0.33, none on 0.3.75); links keep their slots, and the
+        # frontend adds the new ones on load, so a saved list may end early, never differ.
         output_types = [output["type"] for output in node.get("outputs", [])]
-        if output_types != schema["output"]:
+        if output_types != schema["output"][:len(output_types)] or \
+                (node["type"].startswith("SSDiff") and output_types != schema["output"]):
             problems.append(f"{where}: outputs {output_types} but the node declares {schema['output']}")
 
     for link_id, origin, origin_slot, target, target_slot, link_type in workflow["links"]:
@@ -184,7 +197,8 @@ def ui_problems(workflow: dict, object_info: dict) -> list[str]:
         source_types = object_info.get(source["type"], {}).get("output", [])
         if origin_slot >= len(source_types) or source_types[origin_slot] != link_type:
             problems.append(f"{where}: {source['type']} output {origin_slot} is not {link_type}")
-        elif link_id not in (source["outputs"][origin_slot].get("links") or []):
+        elif origin_slot >= len(source.get("outputs", [])) or \
+                link_id not in (source["outputs"][origin_slot].get("links") or []):
             problems.append(f"{where}: not listed by its origin's output")
         if target_slot >= len(sink.get("inputs", [])):
             problems.append(f"{where}: {sink['type']} has no input slot {target_slot}")
@@ -258,6 +272,23 @@ def test_a_renamed_or_added_input_is_caught(object_info):
     missing = copy.deepcopy(object_info)
     del missing["SSDiffColourTransferLoader"]
     assert any("missing node" in problem for problem in ui_problems(workflow, missing))
+
+    # Outputs: a retyped one is caught, in our nodes and in core ones; one that a newer ComfyUI
+    # appends to a core node (as 0.33 gave SaveImage an IMAGE) is not.
+    retyped_output = copy.deepcopy(object_info)
+    retyped_output["SSDiffSelectiveSampler"]["output"] = ["GUIDER"]
+    assert any("outputs" in problem and "SSDiffSelectiveSampler" in problem
+               for problem in ui_problems(workflow, retyped_output))
+    retyped_core = copy.deepcopy(object_info)
+    retyped_core["BasicScheduler"]["output"] = ["FLOAT"]
+    assert any("outputs" in problem and "BasicScheduler" in problem for problem in ui_problems(workflow, retyped_core))
+    appended = copy.deepcopy(object_info)
+    appended["SaveImage"]["output"] = ["IMAGE", "MASK"]
+    assert not ui_problems(workflow, appended)
+    dropped = copy.deepcopy(workflow)
+    sampler = next(node for node in dropped["nodes"] if node["type"] == "SSDiffSelectiveSampler")
+    sampler["outputs"] = []
+    assert any("outputs" in problem and "SSDiffSelectiveSampler" in problem for problem in ui_problems(dropped, object_info))
 
 
 def test_converted_sampler_custom_advanced_workflow_runs(server, object_info):
