@@ -232,7 +232,17 @@ def face_ddpm_model(unet: HostFaceUNet, weight_dtype: torch.dtype = torch.float3
 def load_face_ddpm(name: str, weight_dtype: str = "fp32") -> comfy.model_patcher.ModelPatcher:
     unet = load_checkpoint(FACE_DDPM, name, build_face_unet, FACE_DDPM_MARKER_KEYS)
     logging.info("SSDiff: loaded face DDPM %s (%s)", name, unet.config)
-    return face_ddpm_model(unet, WEIGHT_DTYPES[weight_dtype])
+    model = face_ddpm_model(unet, WEIGHT_DTYPES[weight_dtype])
+    # How ComfyUI (0.33 and later) rebuilds an independent copy of a MODEL: clone(force_deepcopy=True)
+    # in its training nodes, a copy per GPU, a non-dynamic delegate under dynamic VRAM.
+    model.cached_patcher_init = (reload_face_ddpm, (name, weight_dtype))
+    return model
+
+
+def reload_face_ddpm(name: str, weight_dtype: str, disable_dynamic: bool = False) -> comfy.model_patcher.ModelPatcher:
+    """ComfyUI's cached_patcher_init call: the face MODEL is a plain ModelPatcher, never a dynamic
+    one (its network has no comfy.ops layers to stream), so `disable_dynamic` changes nothing."""
+    return load_face_ddpm(name, weight_dtype)
 
 
 def pixel_space_vae() -> comfy.sd.VAE:
@@ -305,6 +315,35 @@ def vae_scale(vae: comfy.sd.VAE | None) -> int:
     return vae.downscale_ratio if vae is not None and isinstance(vae.downscale_ratio, int) else 8
 
 
+HOST_MEMORY_STATE = (
+    "_v", "_v_signature", "_v_weight", "_v_bias", "_prefetch", "_pin_state", "seed_key",
+    "dynamic_vbars", "dynamic_pins", "dynamic_patchers", "current_patcher",
+    "weight_function", "bias_function", "comfy_cast_weights", "prev_comfy_cast_weights",
+    "comfy_patched_weights", "comfy_force_cast_weights",
+)
+"""What ComfyUI's memory management puts on the modules of a network it loaded: dynamic VRAM's
+native host buffers and address-space slots (0.33 and later; their owners free raw pointers when
+collected), the patcher itself, and lowvram's weight functions and cast flags."""
+
+
+def private_copy(network: torch.nn.Module) -> torch.nn.Module:
+    """A plain copy of a network ComfyUI loaded, made outside inference mode, with its weights as
+    they are and none of HOST_MEMORY_STATE: a deep copy of that state would duplicate dynamic
+    VRAM's native pointers (the copy's collection would free the original's buffers) and route
+    the copy's forward through the loaded model's casts."""
+    memo = {id(value): None for module in network.modules() for name in HOST_MEMORY_STATE
+            if not isinstance(value := module.__dict__.get(name), (type(None), bool, int, float, str))}
+    with torch.inference_mode(False):
+        copied = copy.deepcopy(network, memo)
+    for module in copied.modules():
+        for name in HOST_MEMORY_STATE:
+            module.__dict__.pop(name, None)
+    not_loaded = [name for name, parameter in copied.named_parameters() if parameter.is_meta]
+    if not_loaded:
+        raise RuntimeError(f"{type(network).__name__} has weights that were never loaded ({not_loaded[:3]}, ...)")
+    return copied.requires_grad_(False).eval()
+
+
 _decoder_copies: "weakref.WeakKeyDictionary[torch.nn.Module, torch.nn.Module]" = weakref.WeakKeyDictionary()
 
 
@@ -320,8 +359,7 @@ class VaeDecoderMap:
         network = self.vae.first_stage_model
         decoder = _decoder_copies.get(network)
         if decoder is None or any(parameter.is_inference() for parameter in decoder.parameters()):
-            with torch.inference_mode(False):
-                decoder = copy.deepcopy(network).requires_grad_(False).eval()
+            decoder = private_copy(network)
             _decoder_copies[network] = decoder
         return decoder
 
