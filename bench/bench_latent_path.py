@@ -81,7 +81,7 @@ def main() -> None:
     device = torch.device(options.device)
     pack = start_host(options.device)
     from tiny_models import sd15_model, sd_vae
-    host = pack.ssdiff_core.host
+    adapter = pack.comfy_adapter
     from ssdiff_core.guidance import SelectiveGuidance
     from ssdiff_core.masks import selective_masks
     from ssdiff_core.sampler import sample_ssdiff
@@ -97,7 +97,7 @@ def main() -> None:
     guidance = SelectiveGuidance(coarse=face, pseudo_reference=face, masks=selective_masks(scratch, labels),
                                  colour_target=face)
     context = torch.randn(1, 77, 768, device=device)
-    sigmas = host.schedule_sigmas(base)
+    sigmas = adapter.face_model.schedule_sigmas(base)
     x = torch.randn(1, 4, latent_size, latent_size, device=device)
 
     def apply(latent, sigma, **_):
@@ -107,7 +107,7 @@ def main() -> None:
         apply(x, torch.full((1,), float(sigmas[500]), device=device))
 
     def guided(mode: str):
-        pixel_map, _ = host.pixel_map_for(base, vae, mode)
+        pixel_map, _ = adapter.pixel_maps.pixel_map_for(base, vae, mode)
         grid = torch.stack([sigmas[200], sigmas[199]]).float()
 
         def run():
@@ -119,7 +119,7 @@ def main() -> None:
           f"and VAE (random weights), median of {options.repeats}; torch {torch.__version__}")
     print("| step | seconds | x plain UNet call | peak memory (MiB) |")
     print("|---|---|---|---|")
-    rows = [("plain UNet call", plain)] + [(f"guided, {mode}", guided(mode)) for mode in host.LATENT_GUIDANCE]
+    rows = [("plain UNet call", plain)] + [(f"guided, {mode}", guided(mode)) for mode in adapter.pixel_maps.LATENT_GUIDANCE]
     peaks: dict[str, float] = {}
     with torch.inference_mode():
         for name, function in rows:

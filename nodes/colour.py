@@ -4,18 +4,21 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
-from ..models.cap_vstnet import RevResNet
-from ..ssdiff_core import host, images
+from ..comfy_adapter import sampling
+from ..models import cap_vstnet
+from ..ssdiff_core import images
 from ..ssdiff_core.cap_vstnet_transfer import cap_vstnet_colour_transfer
 from ..ssdiff_core.colour_transfer import masked_mean_std_transfer
-from .loading import checkpoint_input, validate_checkpoint
+from .loaders import CheckpointLoader
 
 ColourTransferType = io.Custom("SSDIFF_COLOUR_TRANSFER")
 """A function (content, style, region) -> recoloured content; unconnected = the built-in
 masked mean/std transfer."""
 
 
-class SSDiffColourTransferLoader(io.ComfyNode):
+class SSDiffColourTransferLoader(CheckpointLoader):
+    FILE = cap_vstnet.FILE
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -24,18 +27,14 @@ class SSDiffColourTransferLoader(io.ComfyNode):
             category="SSDiff/colour",
             description="CAP-VSTNet's photorealistic network (photo_image.pt), the transfer SSDiff "
                         "uses at T1. Without it the built-in masked mean/std transfer is used.",
-            inputs=[checkpoint_input(host.COLOUR_TRANSFER_NETWORK)],
+            inputs=[cls.checkpoint_input()],
             outputs=[ColourTransferType.Output(display_name="colour_transfer")],
         )
 
     @classmethod
-    def validate_inputs(cls, model_name: str) -> bool | str:
-        return validate_checkpoint(host.COLOUR_TRANSFER_NETWORK, model_name)
-
-    @classmethod
     def execute(cls, model_name: str) -> io.NodeOutput:
-        network = host.load_checkpoint(host.COLOUR_TRANSFER_NETWORK, model_name, RevResNet.from_state_dict)
-        return io.NodeOutput(cap_vstnet_colour_transfer(network.float().to(host.compute_device())))
+        network = cls.load(model_name, cap_vstnet.build)
+        return io.NodeOutput(cap_vstnet_colour_transfer(network.float().to(sampling.compute_device())))
 
 
 class SSDiffColourTransfer(io.ComfyNode):

@@ -3,11 +3,15 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..ssdiff_core import host
-from .loading import checkpoint_input, validate_checkpoint
+from ..comfy_adapter import face_model
+from ..models import guided_diffusion
+from ..models.files import SSDIFF_FOLDER
+from .loaders import CheckpointLoader
 
 
-class SSDiffFaceDiffusionLoader(io.ComfyNode):
+class SSDiffFaceDiffusionLoader(CheckpointLoader):
+    FILE = guided_diffusion.FILE
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -15,12 +19,12 @@ class SSDiffFaceDiffusionLoader(io.ComfyNode):
             display_name="SSDiff Face Diffusion Loader",
             category="SSDiff",
             description=("Loads the pixel-space face DDPM (guided-diffusion UNet, e.g. "
-                         f"{host.FACE_DDPM.expected}) from models/{host.SSDIFF_FOLDER}. The MODEL works "
+                         f"{guided_diffusion.FILE.expected}) from models/{SSDIFF_FOLDER}. The MODEL works "
                          "with KSampler and SamplerCustom (use SSDiff Unconditional for positive/"
                          "negative); the VAE is ComfyUI's pixel-space VAE, for VAEEncode/VAEDecode."),
             inputs=[
-                checkpoint_input(host.FACE_DDPM, "ckpt_name"),
-                io.Combo.Input("weight_dtype", options=list(host.WEIGHT_DTYPES), default="fp32",
+                cls.checkpoint_input("ckpt_name"),
+                io.Combo.Input("weight_dtype", options=list(face_model.WEIGHT_DTYPES), default="fp32",
                                tooltip="fp32 as in the paper; bf16 halves memory and is faster on GPUs"),
             ],
             outputs=[io.Model.Output(), io.Vae.Output(display_name="pixel VAE")],
@@ -28,11 +32,11 @@ class SSDiffFaceDiffusionLoader(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, ckpt_name: str) -> bool | str:
-        return validate_checkpoint(host.FACE_DDPM, ckpt_name)
+        return cls.validate_checkpoint(ckpt_name)
 
     @classmethod
     def execute(cls, ckpt_name: str, weight_dtype: str) -> io.NodeOutput:
-        return io.NodeOutput(host.load_face_ddpm(ckpt_name, weight_dtype), host.pixel_space_vae())
+        return io.NodeOutput(face_model.load_face_ddpm(ckpt_name, weight_dtype), face_model.pixel_space_vae())
 
 
 class SSDiffUnconditional(io.ComfyNode):
@@ -50,4 +54,4 @@ class SSDiffUnconditional(io.ComfyNode):
 
     @classmethod
     def execute(cls) -> io.NodeOutput:
-        return io.NodeOutput(host.empty_conditioning())
+        return io.NodeOutput(face_model.empty_conditioning())

@@ -4,39 +4,36 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
-from ..ssdiff_core import host
-from ..ssdiff_core.face_detection import RETINAFACE_MARKER_KEYS, retinaface_from_state_dict
+from ..comfy_adapter import sampling
+from ..models import retinaface
+from ..models.files import FACE_DETECTION_FOLDER
 from ..ssdiff_core.faces import crop_faces, paste_faces
-from .loading import checkpoint_input, validate_checkpoint
+from .loaders import CheckpointLoader
 
 FaceDetector = io.Custom("SSDIFF_FACE_DETECTOR")
 FaceInfo = io.Custom("SSDIFF_FACE_INFO")
 
 
-class SSDiffFaceDetectorLoader(io.ComfyNode):
+class SSDiffFaceDetectorLoader(CheckpointLoader):
+    FILE = retinaface.FILE
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="SSDiffFaceDetectorLoader",
             display_name="SSDiff Face Detector Loader",
             category="SSDiff/faces",
-            description=f"RetinaFace (facexlib) from models/{host.FACE_DETECTION_FOLDER}: "
-                        f"{host.FACE_DETECTOR.expected}, from {host.FACE_DETECTOR.source}.",
-            inputs=[checkpoint_input(host.FACE_DETECTOR)],
+            description=f"RetinaFace (facexlib) from models/{FACE_DETECTION_FOLDER}: "
+                        f"{retinaface.FILE.expected}, from {retinaface.FILE.source}.",
+            inputs=[cls.checkpoint_input()],
             outputs=[FaceDetector.Output(display_name="detector")],
         )
 
     @classmethod
-    def validate_inputs(cls, model_name: str) -> bool | str:
-        return validate_checkpoint(host.FACE_DETECTOR, model_name)
-
-    @classmethod
     def execute(cls, model_name: str) -> io.NodeOutput:
-        device = host.compute_device()
+        device = sampling.compute_device()
         with torch.inference_mode(False):
-            detector = host.load_checkpoint(host.FACE_DETECTOR, model_name,
-                                       lambda state_dict: retinaface_from_state_dict(state_dict, device),
-                                       RETINAFACE_MARKER_KEYS)
+            detector = cls.load(model_name, lambda state_dict: retinaface.build(state_dict, device))
         return io.NodeOutput(detector)
 
 
@@ -72,7 +69,7 @@ class SSDiffFaceCrop(io.ComfyNode):
     def execute(cls, detector, image: torch.Tensor, crop_size: int, selection: str, index: int,
                 min_eye_distance: float, confidence: float, mask: torch.Tensor | None = None) -> io.NodeOutput:
         faces, masks, info = crop_faces(detector, image, crop_size, selection, index, min_eye_distance,
-                                        confidence, mask, host.check_interrupt)
+                                        confidence, mask, sampling.check_interrupt)
         return io.NodeOutput(faces, masks, info)
 
 

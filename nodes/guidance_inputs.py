@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
-from ..ssdiff_core import host, images
+from ..comfy_adapter import pixel_maps, sampling
+from ..ssdiff_core import images
 from ..ssdiff_core.colour_transfer import masked_mean_std_transfer
 from ..ssdiff_core.guidance import PseudoReferenceGuidance, SelectiveGuidance
 from ..ssdiff_core.masks import selective_masks
@@ -31,7 +32,7 @@ def repeat_inputs() -> list[io.Input]:
 
 def base_sampler_input() -> io.Input:
     return io.Combo.Input(
-        "base_sampler", options=list(host.BASE_SAMPLERS), default=host.LEARNED_VARIANCE_DDPM,
+        "base_sampler", options=list(sampling.BASE_SAMPLERS), default=sampling.LEARNED_VARIANCE_DDPM,
         tooltip="the step the guidance corrects: SSDiff's ancestral DDPM step with the model's "
                 "learned variance (the paper), or a single-step ComfyUI sampler")
 
@@ -40,7 +41,7 @@ def latent_inputs() -> list[io.Input]:
     return [
         io.Vae.Input("vae", optional=True,
                      tooltip="for a latent MODEL (SD1.5, SDXL, + LoRA): its VAE; not needed for the face DDPM"),
-        io.Combo.Input("latent_guidance", options=list(host.LATENT_GUIDANCE), default="vae_decoder",
+        io.Combo.Input("latent_guidance", options=list(pixel_maps.LATENT_GUIDANCE), default="vae_decoder",
                        tooltip="latent MODEL only. vae_decoder: losses on the VAE-decoded x0, gradient "
                                "through the decoder (exact, memory-heavy; bf16 halves it). "
                                "latent_rgb_approximation: a linear latent->RGB map (fast, no VAE memory, "
@@ -119,10 +120,10 @@ def sampling_inputs() -> list[io.Input]:
 
 
 def sample_face(model, guidance, image: torch.Tensor, seed: int, steps: int, base_sampler: str,
-                conditioning: host.Conditioning, vae=None, latent_guidance: str = "vae_decoder") -> torch.Tensor:
+                conditioning: sampling.Conditioning, vae=None, latent_guidance: str = "vae_decoder") -> torch.Tensor:
     """Samples at the guidance's (padded) size and returns an IMAGE at `image`'s size."""
     height, width = image.shape[1:3]
-    sample = host.sample_guided(model, guidance, (image.shape[0], 3, *guidance.sample_size), seed, steps,
+    sample = sampling.sample_guided(model, guidance, (image.shape[0], 3, *guidance.sample_size), seed, steps,
                                 base_sampler, conditioning, vae, latent_guidance)
     return images.model_to_image(sample[..., :height, :width])
 

@@ -4,17 +4,20 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
-from ..models.face_parsing import face_parser_from_state_dict
-from ..ssdiff_core import host, images
+from ..comfy_adapter import sampling
+from ..models import face_parsing
+from ..ssdiff_core import images
 from ..ssdiff_core.parsing import FaceParser, parse_faces, preview
 from ..ssdiff_core.regions import CELEBAMASK_HQ_LABELS, REGION_GROUPS, region_mask, resolve_regions
 from .guidance_inputs import Parsing
-from .loading import checkpoint_input, validate_checkpoint
+from .loaders import CheckpointLoader
 
 FaceParserType = io.Custom("SSDIFF_FACE_PARSER")
 
 
-class SSDiffFaceParserLoader(io.ComfyNode):
+class SSDiffFaceParserLoader(CheckpointLoader):
+    FILE = face_parsing.FILE
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -23,18 +26,14 @@ class SSDiffFaceParserLoader(io.ComfyNode):
             category="SSDiff/parsing",
             description=("A face parser, recognised from its weights: facexlib's ParseNet (best on "
                          "degraded faces) or BiSeNet, or the ResNet-34 BiSeNet the SSDiff authors use."),
-            inputs=[checkpoint_input(host.FACE_PARSER)],
+            inputs=[cls.checkpoint_input()],
             outputs=[FaceParserType.Output(display_name="parser")],
         )
 
     @classmethod
-    def validate_inputs(cls, model_name: str) -> bool | str:
-        return validate_checkpoint(host.FACE_PARSER, model_name)
-
-    @classmethod
     def execute(cls, model_name: str) -> io.NodeOutput:
-        network, backend = host.load_checkpoint(host.FACE_PARSER, model_name, face_parser_from_state_dict)
-        return io.NodeOutput(FaceParser(network.to(host.compute_device()), backend))
+        network, backend = cls.load(model_name, face_parsing.build)
+        return io.NodeOutput(FaceParser(network.to(sampling.compute_device()), backend))
 
 
 class SSDiffFaceParse(io.ComfyNode):
@@ -73,7 +72,7 @@ class SSDiffFaceParse(io.ComfyNode):
     def execute(cls, parser: FaceParser, image: torch.Tensor, regions: str,
                 reference_compat: bool) -> io.NodeOutput:
         rgb = images.rgb_channels(image)
-        labels = parse_faces(parser, rgb.movedim(-1, 1).float(), reference_compat, host.check_interrupt)
+        labels = parse_faces(parser, rgb.movedim(-1, 1).float(), reference_compat, sampling.check_interrupt)
         mask = region_mask(labels, resolve_regions(regions))[:, 0].float()
         return io.NodeOutput(labels, mask, preview(labels))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
-from ..ssdiff_core import host
+from ..comfy_adapter import sampling
 from . import guidance_inputs
 
 
@@ -31,9 +31,9 @@ class SSDiffPseudoReference(io.ComfyNode):
     def execute(cls, model, image: torch.Tensor, seed: int, steps: int, base_sampler: str, latent_guidance: str,
                 cfg: float, vae=None, positive=None, negative=None, **guidance_options) -> io.NodeOutput:
         guidance = guidance_inputs.pseudo_reference_guidance(
-            image, pad_multiple=host.pixel_multiple(model, vae), **guidance_options)
+            image, pad_multiple=sampling.pixel_multiple(model, vae), **guidance_options)
         return io.NodeOutput(guidance_inputs.sample_face(
-            model, guidance, image, seed, steps, base_sampler, host.Conditioning(positive, negative, cfg),
+            model, guidance, image, seed, steps, base_sampler, sampling.Conditioning(positive, negative, cfg),
             vae, latent_guidance))
 
 
@@ -58,4 +58,4 @@ class SSDiffPseudoReferenceSampler(io.ComfyNode):
     @classmethod
     def execute(cls, base_sampler: str, latent_guidance: str, vae=None, **guidance_options) -> io.NodeOutput:
         guidance = guidance_inputs.pseudo_reference_guidance(**guidance_options)
-        return io.NodeOutput(host.guided_sampler(guidance, base_sampler, vae, latent_guidance))
+        return io.NodeOutput(sampling.guided_sampler(guidance, base_sampler, vae, latent_guidance))

@@ -2,39 +2,21 @@
 RestoreFormer in models/facerestore_models), loaded by spandrel."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from comfy_api.latest import io
 
-from ..ssdiff_core import host, images
+from ..comfy_adapter import sampling
+from ..models import face_restorers
+from ..ssdiff_core import images
 from ..ssdiff_core.coarse import FIDELITY_ARCHITECTURES, coarse_restore
-from .loading import checkpoint_input, validate_checkpoint
+from .loaders import CheckpointLoader
 
-FaceRestorer = io.Custom("SSDIFF_FACE_RESTORER")
-
-
-@dataclass
-class LoadedRestorer:
-    network: torch.nn.Module
-    architecture: str
+FaceRestorerType = io.Custom("SSDIFF_FACE_RESTORER")
 
 
-def _spandrel_descriptor(state_dict: dict[str, torch.Tensor]):
-    import spandrel
-    try:
-        import spandrel_extra_arches
-        spandrel_extra_arches.install(ignore_duplicates=True)  # CodeFormer lives there
-    except ImportError:
-        pass
-    try:
-        return spandrel.ModelLoader().load_from_state_dict(state_dict)
-    except spandrel.UnsupportedModelError as error:
-        raise ValueError(f"not an architecture spandrel knows ({error}); CodeFormer needs "
-                         "`pip install spandrel_extra_arches`") from error
+class SSDiffFaceRestorerLoader(CheckpointLoader):
+    FILE = face_restorers.FILE
 
-
-class SSDiffFaceRestorerLoader(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -43,23 +25,15 @@ class SSDiffFaceRestorerLoader(io.ComfyNode):
             category="SSDiff/restorer",
             description=("CodeFormer (as SSDiff uses, needs the spandrel_extra_arches package), GFPGAN "
                          "or RestoreFormer from models/facerestore_models, for the coarse restoration."),
-            inputs=[checkpoint_input(host.FACE_RESTORER)],
-            outputs=[FaceRestorer.Output(display_name="restorer")],
+            inputs=[cls.checkpoint_input()],
+            outputs=[FaceRestorerType.Output(display_name="restorer")],
         )
 
     @classmethod
-    def validate_inputs(cls, model_name: str) -> bool | str:
-        return validate_checkpoint(host.FACE_RESTORER, model_name)
-
-    @classmethod
     def execute(cls, model_name: str) -> io.NodeOutput:
-        kind = host.FACE_RESTORER
-        descriptor = host.load_checkpoint(kind, model_name, _spandrel_descriptor)
-        if descriptor.purpose != "FaceSR":
-            raise host.CheckpointError(f"'{model_name}' is a {descriptor.architecture.name} model "
-                                       f"({descriptor.purpose}), not a face restorer. Expected {kind.expected}")
-        network = descriptor.model.float().eval().to(host.compute_device())
-        return io.NodeOutput(LoadedRestorer(network, descriptor.architecture.id))
+        restorer = cls.load(model_name, face_restorers.build)
+        restorer.network.to(sampling.compute_device())
+        return io.NodeOutput(restorer)
 
 
 class SSDiffCoarseRestore(io.ComfyNode):
@@ -71,7 +45,7 @@ class SSDiffCoarseRestore(io.ComfyNode):
             category="SSDiff/restorer",
             description=("The coarse restoration R that SSDiff Sampler keeps the structure of: "
                          "CodeFormer at fidelity w = 0.5 in the paper. Runs on aligned faces at 512 px."),
-            inputs=[FaceRestorer.Input("restorer"), io.Image.Input("image"),
+            inputs=[FaceRestorerType.Input("restorer"), io.Image.Input("image"),
                     io.Float.Input("fidelity", default=0.5, min=0.0, max=1.0, step=0.05,
                                    tooltip=f"w, for {', '.join(FIDELITY_ARCHITECTURES)} only: 0 favours "
                                            "quality, 1 fidelity to the input")],
@@ -79,8 +53,8 @@ class SSDiffCoarseRestore(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, restorer: LoadedRestorer, image: torch.Tensor, fidelity: float) -> io.NodeOutput:
+    def execute(cls, restorer: face_restorers.FaceRestorer, image: torch.Tensor, fidelity: float) -> io.NodeOutput:
         rgb = images.rgb_channels(image)
         restored = coarse_restore(restorer.network, restorer.architecture, rgb.movedim(-1, 1).float(),
-                                  fidelity, host.check_interrupt)
+                                  fidelity, sampling.check_interrupt)
         return io.NodeOutput(restored.movedim(1, -1).contiguous())

@@ -4,15 +4,18 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
-from ..models.scratch_detection import ScratchUNet
-from ..ssdiff_core import host, images
+from ..comfy_adapter import sampling
+from ..models import scratch_detection
+from ..ssdiff_core import images
 from ..ssdiff_core.scratch import RESIZE_MODES, detect_scratch_probability, scratch_mask
-from .loading import checkpoint_input, validate_checkpoint
+from .loaders import CheckpointLoader
 
 ScratchDetector = io.Custom("SSDIFF_SCRATCH_DETECTOR")
 
 
-class SSDiffScratchDetectorLoader(io.ComfyNode):
+class SSDiffScratchDetectorLoader(CheckpointLoader):
+    FILE = scratch_detection.FILE
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -21,18 +24,14 @@ class SSDiffScratchDetectorLoader(io.ComfyNode):
             category="SSDiff/scratches",
             description="The scratch-detection UNet of Bringing Old Photos Back to Life (its "
                         "published FT_Epoch_latest.pt loads unchanged).",
-            inputs=[checkpoint_input(host.SCRATCH_DETECTOR)],
+            inputs=[cls.checkpoint_input()],
             outputs=[ScratchDetector.Output(display_name="detector")],
         )
 
     @classmethod
-    def validate_inputs(cls, model_name: str) -> bool | str:
-        return validate_checkpoint(host.SCRATCH_DETECTOR, model_name)
-
-    @classmethod
     def execute(cls, model_name: str) -> io.NodeOutput:
-        network = host.load_checkpoint(host.SCRATCH_DETECTOR, model_name, ScratchUNet.from_state_dict)
-        return io.NodeOutput(network.to(host.compute_device()))
+        network = cls.load(model_name, scratch_detection.build)
+        return io.NodeOutput(network.to(sampling.compute_device()))
 
 
 class SSDiffScratchMask(io.ComfyNode):
@@ -66,6 +65,6 @@ class SSDiffScratchMask(io.ComfyNode):
         images.require_finite(image, "image")
         rgb = images.rgb_channels(image)
         probability = detect_scratch_probability(detector, rgb.movedim(-1, 1).float(), resize_mode,
-                                                 host.check_interrupt)
+                                                 sampling.check_interrupt)
         mask = scratch_mask(probability, threshold, dilation, add_mask, erase_mask)
         return io.NodeOutput(mask[:, 0], probability[:, 0])

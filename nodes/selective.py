@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
-from ..ssdiff_core import host
+from ..comfy_adapter import sampling
 from . import guidance_inputs
 
 
@@ -33,9 +33,9 @@ class SSDiffSampler(io.ComfyNode):
     def execute(cls, model, image: torch.Tensor, seed: int, steps: int, base_sampler: str, latent_guidance: str,
                 cfg: float, vae=None, positive=None, negative=None, **guidance_options) -> io.NodeOutput:
         guidance = guidance_inputs.selective_guidance(
-            image, pad_multiple=host.pixel_multiple(model, vae), **guidance_options)
+            image, pad_multiple=sampling.pixel_multiple(model, vae), **guidance_options)
         return io.NodeOutput(guidance_inputs.sample_face(
-            model, guidance, image, seed, steps, base_sampler, host.Conditioning(positive, negative, cfg),
+            model, guidance, image, seed, steps, base_sampler, sampling.Conditioning(positive, negative, cfg),
             vae, latent_guidance))
 
 
@@ -61,4 +61,4 @@ class SSDiffSelectiveSampler(io.ComfyNode):
     @classmethod
     def execute(cls, base_sampler: str, latent_guidance: str, vae=None, **guidance_options) -> io.NodeOutput:
         guidance = guidance_inputs.selective_guidance(**guidance_options)
-        return io.NodeOutput(host.guided_sampler(guidance, base_sampler, vae, latent_guidance))
+        return io.NodeOutput(sampling.guided_sampler(guidance, base_sampler, vae, latent_guidance))

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import requests
 
-MODEL_FOLDERS = ("ssdiff", "facedetection", "facerestore_models")
-"""The pack's model folders (ssdiff_core.host.MODEL_FOLDERS, which needs ComfyUI to import), for
-the scripts and tests that lay out a models folder before any host runs."""
 
 
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.append(str(REPO))  # the pack's pure modules (models/files.py), without ComfyUI
+
+from models.files import MODEL_FOLDERS  # noqa: E402  (re-exported for the scripts and tests)
 
 
 def default_host() -> Path:

@@ -1,4 +1,4 @@
-"""RetinaFace (facexlib's classes, biubug6's weights) built from a state dict, never downloaded."""
+"""Faces found by RetinaFace (models/retinaface) in a photo, at a size it detects well."""
 from __future__ import annotations
 
 import cv2
@@ -7,21 +7,9 @@ import torch
 
 from .alignment import DetectedFace, faces_from_detections
 
-RETINAFACE_MARKER_KEYS = ("ClassHead.0.conv1x1.weight", "LandmarkHead.0.conv1x1.weight")
 DETECTION_LONG_SIDE = 1024
 """Photos are detected at most this large (faces in old photos are seldom smaller than 30 px
 there); boxes and landmarks are scaled back to the photo."""
-
-
-def retinaface_from_state_dict(state_dict: dict[str, torch.Tensor], device: torch.device):
-    """Builds facexlib's RetinaFace for the weights' backbone (ResNet-50 or MobileNet-0.25) and
-    loads them strictly. facexlib is imported here, not at start-up: it pulls numba."""
-    from facexlib.detection.retinaface import RetinaFace
-
-    network_name = "mobile0.25" if any(key.startswith("body.stage1.") for key in state_dict) else "resnet50"
-    detector = RetinaFace(network_name=network_name, half=False, phase="test", device=device)
-    detector.load_state_dict(state_dict, strict=True)
-    return detector.to(device).eval()
 
 
 def detect_faces(detector, image: np.ndarray, confidence: float = 0.97,

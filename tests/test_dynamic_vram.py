@@ -47,9 +47,9 @@ def test_the_pack_knows_every_attribute_this_hosts_memory_management_puts_on_mod
     for relative in MODULE_STATE_SOURCES:
         assigned |= assigned_module_attributes((HOST / relative).read_text())
     assert {"comfy_cast_weights", "weight_function"} <= assigned, "the scan found none of the known attributes"
-    unknown = assigned - set(pack.ssdiff_core.host.HOST_MEMORY_STATE) - NETWORK_CONTENT - PLAIN_BOOKKEEPING
+    unknown = assigned - set(pack.comfy_adapter.pixel_maps.HOST_MEMORY_STATE) - NETWORK_CONTENT - PLAIN_BOOKKEEPING
     assert not unknown, (f"this ComfyUI puts {sorted(unknown)} on loaded modules: decide whether a private copy "
-                         "(ssdiff_core.host.private_copy) must leave it behind")
+                         "(comfy_adapter.pixel_maps.private_copy) must leave it behind")
 
 
 def with_dynamic_vram_state(network: torch.nn.Module, patcher) -> torch.nn.Module:
@@ -69,7 +69,7 @@ def with_dynamic_vram_state(network: torch.nn.Module, patcher) -> torch.nn.Modul
 
 
 def decode_with_gradient(pack, vae, latent_format, x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    decoder_map = pack.ssdiff_core.host.VaeDecoderMap(vae, latent_format)
+    decoder_map = pack.comfy_adapter.pixel_maps.VaeDecoderMap(vae, latent_format)
     target = torch.zeros(1, 3, 64, 64)
     with torch.inference_mode():
         to_pixels = decoder_map.prepare(x0)
@@ -92,8 +92,8 @@ def test_the_latent_paths_private_decoder_leaves_dynamic_vram_buffers_and_casts_
     assert torch.equal(pixels, expected_pixels) and torch.equal(gradient, expected_gradient)
     assert gradient.abs().sum() > 0
 
-    copy = pack.ssdiff_core.host._decoder_copies[network]
-    state = set(pack.ssdiff_core.host.HOST_MEMORY_STATE)
+    copy = pack.comfy_adapter.pixel_maps._decoder_copies[network]
+    state = set(pack.comfy_adapter.pixel_maps.HOST_MEMORY_STATE)
     left = {f"{name or 'root'}.{key}" for name, module in copy.named_modules() for key in module.__dict__
             if key in state}
     assert not left, f"the private copy kept the host's memory state: {sorted(left)[:5]}"
@@ -106,7 +106,7 @@ def test_a_network_with_weights_never_loaded_is_refused_by_name(comfy, pack):
     with torch.device("meta"):
         network = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1))
     with pytest.raises(RuntimeError, match="never loaded"):
-        pack.ssdiff_core.host.private_copy(network)
+        pack.comfy_adapter.pixel_maps.private_copy(network)
 
 
 def test_the_face_model_is_a_plain_patcher_on_every_host(comfy):

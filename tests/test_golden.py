@@ -32,7 +32,7 @@ class RecordedNoise:
 def golden_model(comfy, pack):
     model, _ = comfy.NODE_CLASS_MAPPINGS["SSDiffFaceDiffusionLoader"].execute(
         ckpt_name="golden_tiny_unet.pth", weight_dtype="fp32").result
-    model.schedule_sigmas = pack.ssdiff_core.host.schedule_sigmas(model.model)
+    model.schedule_sigmas = pack.comfy_adapter.face_model.schedule_sigmas(model.model)
     return model
 
 

@@ -8,7 +8,6 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from headless import MODEL_FOLDERS
 from node_runner import execute
 from ssdiff_core.guidance import PseudoReferenceGuidance
 from ssdiff_core.sampler import sample_ssdiff
@@ -50,10 +49,6 @@ def test_in_process_start_up_runs_every_extension_entrypoint_as_main_py_does(com
               if "Error while calling comfy_entrypoint" in message or
               ("IMPORT FAILED" in message and "ComfyUI-SSDiff" in message)]
     assert not failed, failed
-
-
-def test_the_scripts_lay_out_the_model_folders_the_pack_registers(pack):
-    assert pack.ssdiff_core.host.MODEL_FOLDERS == MODEL_FOLDERS
 
 
 def test_loader_reads_pth_with_module_prefix_and_safetensors(comfy, face_model):

@@ -46,7 +46,7 @@ def test_the_latent_path_runs_at_any_size(comfy, sd, latent_guidance):
 def test_gradients_reach_the_latent_through_a_private_decoder(comfy, sd, pack):
     _, vae, _, _ = sd
     latent_format = sd[0].model.latent_format
-    decoder_map = pack.ssdiff_core.host.VaeDecoderMap(vae, latent_format)
+    decoder_map = pack.comfy_adapter.pixel_maps.VaeDecoderMap(vae, latent_format)
     before = {key: value.clone() for key, value in vae.first_stage_model.state_dict().items()}
     with torch.inference_mode():
         x0 = torch.randn(1, 4, 8, 8)

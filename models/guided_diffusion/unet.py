@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -220,3 +221,32 @@ class FaceUNet(nn.Module):
         for block in self.output_blocks:
             h = block(torch.cat([h, skips.pop()], dim=1), emb)
         return self.out(h)
+
+
+Network = TypeVar("Network", bound=FaceUNet)
+
+
+def build(state_dict: dict[str, torch.Tensor], network_class: type[Network] = FaceUNet) -> Network:
+    """The face UNet a checkpoint describes (or a subclass of it), its tensors taken as they are,
+    float32, in eval mode. Refuses a text-conditioned UNet of the Stable Diffusion kind, whose
+    names look alike, with the loaders that read it."""
+    cross_attention = [key for key in state_dict if ".transformer_blocks." in key]
+    if cross_attention:
+        raise ValueError(
+            f"it holds a text-conditioned UNet of the Stable Diffusion kind ({cross_attention[0]}, ...), not the "
+            "unconditional face DDPM: load it with ComfyUI's Load Checkpoint or Load Diffusion Model and connect "
+            "its MODEL (and VAE) to the SSDiff nodes instead")
+    config = FaceUNetConfig.from_state_dict(state_dict)
+    with torch.device("meta"):
+        network = network_class(config)
+    try:
+        result = network.load_state_dict(state_dict, strict=False, assign=True)
+    except RuntimeError as error:
+        mismatches = [line.strip() for line in str(error).splitlines() if line.strip().startswith("size mismatch")]
+        raise ValueError(f"its tensors do not fit the face UNet their names describe ({config}): "
+                         f"{'; '.join(mismatches[:3]) or error}") from error
+    if result.missing_keys or result.unexpected_keys:
+        raise ValueError(
+            f"the checkpoint does not match the face UNet it describes ({config}): "
+            f"missing {result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}")
+    return network.float().eval()

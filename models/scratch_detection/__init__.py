@@ -1,3 +1,10 @@
+from ..files import SSDIFF_FOLDER, ModelFile
 from .unet import ScratchUNet, ScratchUNetConfig
 
-__all__ = ["ScratchUNet", "ScratchUNetConfig"]
+FILE = ModelFile(
+    "scratch detector", (SSDIFF_FOLDER,), "FT_Epoch_latest.pt",
+    "Bringing-Old-Photos-Back-to-Life release v1.0, global_checkpoints.zip "
+    "(https://github.com/microsoft/Bringing-Old-Photos-Back-to-Life/releases): Global/checkpoints/detection/FT_Epoch_latest.pt")
+build = ScratchUNet.from_state_dict
+
+__all__ = ["FILE", "ScratchUNet", "ScratchUNetConfig", "build"]

@@ -108,7 +108,7 @@ def test_checkpoint_round_trip(tmp_path, config, fmt):
         path = tmp_path / "scratch.safetensors"
         save_file({name: tensor.contiguous() for name, tensor in state_dict.items()}, path)
         raw = load_file(path)
-    loaded_dict = raw.get("model_state", raw)  # the loader node unwraps via host.read_state_dict
+    loaded_dict = raw.get("model_state", raw)  # the loader node unwraps via comfy_adapter.checkpoints.read_state_dict
     assert ScratchUNetConfig.from_state_dict(loaded_dict) == config
     loaded = ScratchUNet(ScratchUNetConfig.from_state_dict(loaded_dict))
     loaded.load_state_dict(loaded_dict, strict=True)

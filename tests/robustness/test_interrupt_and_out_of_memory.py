@@ -110,7 +110,7 @@ def test_out_of_memory_in_process_stays_an_out_of_memory_error(comfy, face_model
     def exhausted(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
 
-    monkeypatch.setattr(pack.ssdiff_core.host, "sample_ssdiff", exhausted)
+    monkeypatch.setattr(pack.comfy_adapter.sampling, "sample_ssdiff", exhausted)
     with pytest.raises(torch.OutOfMemoryError, match="bf16.*latent_rgb_approximation"):
         execute(comfy, "SSDiffPseudoReference", model=model, **stage1_inputs(synthetic_faces()))
     monkeypatch.undo()

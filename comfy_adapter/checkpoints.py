@@ -1,0 +1,85 @@
+"""Model files through ComfyUI: the pack's folders registered beside the user's, a file name
+resolved in a kind's folders, and checkpoints read without running pickled code."""
+from __future__ import annotations
+
+import os
+from typing import Callable, TypeVar
+
+import torch
+
+import comfy.utils
+import folder_paths
+
+from ..models.files import MODEL_FOLDERS, ModelFile
+
+
+def register_model_folders() -> None:
+    """Adds models/<folder> for each of MODEL_FOLDERS, keeping any paths already registered (by
+    extra_model_paths.yaml or another pack) and accepting the usual checkpoint extensions."""
+    for folder in MODEL_FOLDERS:
+        default = os.path.join(folder_paths.models_dir, folder)
+        paths = list(folder_paths.folder_names_and_paths.get(folder, ([], set()))[0])
+        if default not in paths:
+            paths.insert(0, default)
+        folder_paths.folder_names_and_paths[folder] = (paths, set(folder_paths.supported_pt_extensions))
+
+
+def choices(kind: ModelFile) -> list[str]:
+    """The files a loader offers: every checkpoint in the kind's folders."""
+    return sorted({name for folder in kind.folders for name in folder_paths.get_filename_list(folder)})
+
+
+class CheckpointError(ValueError):
+    """A model file that is missing or is not what the loader expects."""
+
+
+def model_path(kind: ModelFile, name: str) -> str:
+    """The full path of `name` in the kind's folders; refuses names that leave them."""
+    if os.path.isabs(name) or ".." in name.replace("\\", "/").split("/"):
+        raise CheckpointError(f"{kind.what} name '{name}' must be a file inside "
+                              f"models/{kind.folders[0]}, not a path out of it")
+    for folder in kind.folders:
+        path = folder_paths.get_full_path(folder, name)
+        if path is not None:
+            return path
+    folders = ", ".join(path for folder in kind.folders for path in folder_paths.get_folder_paths(folder))
+    raise CheckpointError(f"{kind.what} '{name}' not found in {folders}. Put {kind.expected} there; "
+                          f"get it from {kind.source}")
+
+
+def read_state_dict(kind: ModelFile, path: str) -> dict[str, torch.Tensor]:
+    """Reads a checkpoint without running pickled code, unwraps the usual containers, strips a
+    'module.' prefix and checks that the kind's marker keys are there."""
+    try:
+        state_dict = comfy.utils.load_torch_file(path, safe_load=True)
+    except Exception as error:
+        raise CheckpointError(f"could not read '{path}' as a {kind.what}: it is damaged, not a checkpoint, "
+                              f"or needs code to load (refused: only tensors are read; {type(error).__name__}). "
+                              f"Expected {kind.expected} from {kind.source}") from error
+    for container in ("params_ema", "params", "state_dict", "model_state", "model", "net"):
+        if isinstance(state_dict.get(container), dict):
+            state_dict = state_dict[container]
+            break
+    state_dict = {key.removeprefix("module."): value for key, value in state_dict.items()
+                  if isinstance(value, torch.Tensor)}
+    missing = [key for key in kind.marker_keys if key not in state_dict]
+    if missing:
+        found = ", ".join(list(state_dict)[:4]) or "no tensors"
+        raise CheckpointError(f"'{os.path.basename(path)}' is not a {kind.what} (it lacks "
+                              f"{', '.join(missing)}; found {found}, ...). Expected {kind.expected} "
+                              f"from {kind.source}")
+    return state_dict
+
+
+Built = TypeVar("Built")
+
+
+def load_checkpoint(kind: ModelFile, name: str, build: Callable[[dict[str, torch.Tensor]], Built]) -> Built:
+    """Reads the file safely and builds its network; a file the builder refuses gets an error
+    naming the file, the file expected and where to get it."""
+    state_dict = read_state_dict(kind, model_path(kind, name))
+    try:
+        return build(state_dict)
+    except (ValueError, RuntimeError) as error:
+        raise CheckpointError(f"'{name}' is not a usable {kind.what}: {error}. Expected {kind.expected} "
+                              f"from {kind.source}") from error

@@ -1,0 +1,133 @@
+"""SSDiff's guided sampler inside ComfyUI: a KSAMPLER for SamplerCustom, the base steps it can
+correct, and one-stop sampling with ComfyUI's progress bar, previews and Cancel."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+import comfy.k_diffusion.sampling as k_diffusion_sampling
+import comfy.model_management
+import comfy.model_patcher
+import comfy.sample
+import comfy.samplers
+import comfy.sd
+import comfy.utils
+import latent_preview
+
+from ..ssdiff_core.sampler import Guidance, ItemNoise, StepFunction, sample_ssdiff
+from ..ssdiff_core.schedule import respaced_sigmas
+from .face_model import empty_conditioning, schedule_sigmas
+from .pixel_maps import LATENT_GUIDANCE, is_pixel_model, pixel_map_for, vae_scale
+
+
+def compute_device() -> torch.device:
+    return comfy.model_management.get_torch_device()
+
+
+def check_interrupt() -> None:
+    """Raises ComfyUI's interruption when the user pressed Cancel."""
+    comfy.model_management.throw_exception_if_processing_interrupted()
+
+
+LEARNED_VARIANCE_DDPM = "ddpm_learned_variance"
+SINGLE_STEP_SAMPLERS = ("euler", "euler_ancestral", "heun", "dpm_2", "dpm_2_ancestral", "dpmpp_2s_ancestral")
+"""ComfyUI samplers that need no state across steps: the guidance correction can follow each of
+their steps. Multistep samplers (dpmpp_2m, lms, ...) would lose their history."""
+BASE_SAMPLERS = (LEARNED_VARIANCE_DDPM, *SINGLE_STEP_SAMPLERS)
+
+
+def base_step(name: str) -> StepFunction | None:
+    """One step of a ComfyUI sampler between two noise levels; None for SSDiff's own DDPM step."""
+    if name == LEARNED_VARIANCE_DDPM:
+        return None
+    if name not in SINGLE_STEP_SAMPLERS:
+        raise ValueError(f"base sampler '{name}' is not one of {', '.join(BASE_SAMPLERS)}")
+    function = getattr(k_diffusion_sampling, f"sample_{name}")
+    ancestral = "ancestral" in name
+
+    def step(model, x, sigma_pair, extra_args, draw_noise):
+        noise = {"noise_sampler": lambda sigma, sigma_next: draw_noise()} if ancestral else {}
+        return function(model, x, sigma_pair, extra_args=extra_args, disable=True, **noise)
+    return step
+
+
+def _host_sampler_function(model, x, sigmas, extra_args=None, callback=None, disable=None,
+                           guidance: Guidance | None = None, base_sampler: str = LEARNED_VARIANCE_DDPM,
+                           vae: comfy.sd.VAE | None = None, latent_guidance: str = "vae_decoder",
+                           step_noise: ItemNoise | None = None):
+    base_model = model.inner_model.inner_model
+    pixel_map, clamp_x0 = pixel_map_for(base_model, vae, latent_guidance)
+    try:
+        return sample_ssdiff(model, x, sigmas, extra_args, callback, disable, guidance=guidance,
+                             discrete_sigmas=schedule_sigmas(base_model), step_noise=step_noise,
+                             base_step=base_step(base_sampler), pixel_map=pixel_map, clamp_x0=clamp_x0,
+                             interrupt=check_interrupt)
+    except torch.OutOfMemoryError as error:
+        # Still an OutOfMemoryError, so that ComfyUI unloads its models and adds its own tips.
+        raise torch.OutOfMemoryError(
+            f"SSDiff guidance ran out of memory on a batch of {x.shape[0]} at {tuple(x.shape[-2:])}. Lower-memory "
+            "options: fewer faces per batch (SSDiff Face Crop selection 'largest' or 'index'), weight_dtype "
+            "bf16 in the face diffusion loader, latent_guidance 'vae_decoder_bf16' or "
+            "'latent_rgb_approximation' for latent models, or ComfyUI's --lowvram") from error
+
+
+def guided_sampler(guidance: Guidance, base_sampler: str = LEARNED_VARIANCE_DDPM, vae: comfy.sd.VAE | None = None,
+                   latent_guidance: str = "vae_decoder") -> comfy.samplers.KSAMPLER:
+    """A SAMPLER for SamplerCustom / SamplerCustomAdvanced that runs SSDiff's guided steps on top
+    of SSDiff's learned-variance DDPM step or of a single-step ComfyUI sampler. With a latent
+    model, `vae` and `latent_guidance` say how x0 reaches the pixel losses."""
+    base_step(base_sampler)  # refuse an unknown name now, not mid-sampling
+    if latent_guidance not in LATENT_GUIDANCE:
+        raise ValueError(f"latent_guidance must be one of {', '.join(LATENT_GUIDANCE)}, got '{latent_guidance}'")
+    return comfy.samplers.KSAMPLER(_host_sampler_function, extra_options={
+        "guidance": guidance, "base_sampler": base_sampler, "vae": vae, "latent_guidance": latent_guidance})
+
+
+def pixel_multiple(model: comfy.model_patcher.ModelPatcher, vae: comfy.sd.VAE | None = None) -> int:
+    """Image sides must be multiples of this: the network's downsampling (x the VAE's)."""
+    network = model.get_model_object("diffusion_model")
+    factor = getattr(network, "downsampling_factor", 8)
+    if is_pixel_model(model.model):
+        return factor
+    return factor * vae_scale(vae)
+
+
+@dataclass(frozen=True)
+class Conditioning:
+    """What a latent model samples under, as in KSampler; the face DDPM needs none of it."""
+    positive: list | None = None
+    negative: list | None = None
+    cfg: float = 1.0
+
+
+def sample_guided(model: comfy.model_patcher.ModelPatcher, guidance: Guidance, image_shape: tuple[int, ...],
+                  seed: int, steps: int, base_sampler: str = LEARNED_VARIANCE_DDPM,
+                  conditioning: Conditioning = Conditioning(), vae: comfy.sd.VAE | None = None,
+                  latent_guidance: str = "vae_decoder") -> torch.Tensor:
+    """Samples images of `image_shape` (B x 3 x H x W) from pure noise over `steps` respaced DDPM
+    steps; item i of the batch uses seed + i. Returns B x 3 x H x W in [-1, 1]. A latent model
+    samples latents (decoded by `vae`) under the given conditioning."""
+    pixel_space = is_pixel_model(model.model)
+    if pixel_space:
+        shape = tuple(image_shape)
+        positive = negative = empty_conditioning()
+    else:
+        if vae is None:
+            raise ValueError("a latent model (SD1.5, SDXL, ...) needs its VAE: connect the checkpoint's VAE")
+        if conditioning.positive is None or conditioning.negative is None:
+            raise ValueError("a latent model needs positive and negative conditioning (e.g. CLIPTextEncode)")
+        scale = vae_scale(vae)
+        shape = (image_shape[0], model.model.latent_format.latent_channels,
+                 image_shape[2] // scale, image_shape[3] // scale)
+        positive, negative = conditioning.positive, conditioning.negative
+    sigmas = respaced_sigmas(steps, schedule_sigmas(model.model))
+    noise = ItemNoise(seed, shape).draw()
+    callback = latent_preview.prepare_callback(model, len(sigmas) - 1)
+    samples = comfy.sample.sample_custom(
+        model, noise, conditioning.cfg, guided_sampler(guidance, base_sampler, vae, latent_guidance), sigmas,
+        positive, negative, torch.zeros(shape), callback=callback,
+        disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
+    if pixel_space:
+        return samples.clamp(-1, 1)
+    return (vae.decode(samples).movedim(-1, 1)[:, :3].float() * 2 - 1).clamp(-1, 1)
