@@ -6,9 +6,9 @@ from comfy_api.latest import io
 
 from ..comfy_adapter import sampling
 from ..models import cap_vstnet
-from ..ssdiff_core import images
-from ..ssdiff_core.cap_vstnet_transfer import cap_vstnet_colour_transfer
+from ..priors.cap_vstnet_transfer import cap_vstnet_colour_transfer
 from ..ssdiff_core.colour_transfer import masked_mean_std_transfer
+from . import boundary
 from .loaders import CheckpointLoader
 
 ColourTransferType = io.Custom("SSDIFF_COLOUR_TRANSFER")
@@ -59,14 +59,14 @@ class SSDiffColourTransfer(io.ComfyNode):
     @classmethod
     def execute(cls, content: torch.Tensor, style: torch.Tensor, region: torch.Tensor | None = None,
                 colour_transfer=None) -> io.NodeOutput:
-        content_image = images.image_to_model(content, "content")
+        content_image = boundary.image_to_model(content, "content")
         size = tuple(content_image.shape[-2:])
-        style_image = images.match_size(images.image_to_model(style, "style"), size, "style")
+        style_image = boundary.match_size(boundary.image_to_model(style, "style"), size, "style")
         if region is None:
             inside = torch.ones_like(content_image[:, :1], dtype=torch.bool)
         else:
-            inside = images.match_size(images.mask_to_model(region, "region"), size, "region") > 0.5
+            inside = boundary.match_size(boundary.mask_to_model(region, "region"), size, "region") > 0.5
             inside = inside.expand(content_image.shape[0], -1, -1, -1)
         transfer = colour_transfer or masked_mean_std_transfer
         recoloured = transfer(content_image, style_image.expand_as(content_image), inside)
-        return io.NodeOutput(images.model_to_image(torch.where(inside, recoloured, content_image)))
+        return io.NodeOutput(boundary.model_to_image(torch.where(inside, recoloured, content_image)))

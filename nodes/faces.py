@@ -7,7 +7,8 @@ from comfy_api.latest import io
 from ..comfy_adapter import sampling
 from ..models import retinaface
 from ..models.files import FACE_DETECTION_FOLDER
-from ..ssdiff_core.faces import crop_faces, paste_faces
+from ..priors.faces import crop_faces, paste_faces
+from . import boundary
 from .loaders import CheckpointLoader
 
 FaceDetector = io.Custom("SSDIFF_FACE_DETECTOR")
@@ -68,9 +69,13 @@ class SSDiffFaceCrop(io.ComfyNode):
     @classmethod
     def execute(cls, detector, image: torch.Tensor, crop_size: int, selection: str, index: int,
                 min_eye_distance: float, confidence: float, mask: torch.Tensor | None = None) -> io.NodeOutput:
-        faces, masks, info = crop_faces(detector, image, crop_size, selection, index, min_eye_distance,
+        boundary.require_finite(image, "image")
+        if mask is not None:
+            boundary.require_finite(mask, "mask")
+        photos = boundary.rgb_channels(image).movedim(-1, 1)
+        faces, masks, info = crop_faces(detector, photos, crop_size, selection, index, min_eye_distance,
                                         confidence, mask, sampling.check_interrupt)
-        return io.NodeOutput(faces, masks, info)
+        return io.NodeOutput(faces.movedim(1, -1).contiguous(), masks, info)
 
 
 class SSDiffFacePaste(io.ComfyNode):
@@ -90,4 +95,7 @@ class SSDiffFacePaste(io.ComfyNode):
 
     @classmethod
     def execute(cls, image: torch.Tensor, faces: torch.Tensor, face_info) -> io.NodeOutput:
-        return io.NodeOutput(paste_faces(image, faces, face_info))
+        if face_info.faces:  # without any, the photos pass through whatever `faces` holds
+            boundary.require_finite(faces, "faces")
+        pasted = paste_faces(image.movedim(-1, 1), faces.movedim(-1, 1), face_info)
+        return io.NodeOutput(pasted.movedim(1, -1).contiguous())

@@ -6,11 +6,11 @@ import torch
 from comfy_api.latest import io
 
 from ..comfy_adapter import pixel_maps, sampling
-from ..ssdiff_core import images
 from ..ssdiff_core.colour_transfer import masked_mean_std_transfer
 from ..ssdiff_core.guidance import PseudoReferenceGuidance, SelectiveGuidance
 from ..ssdiff_core.masks import selective_masks
 from ..ssdiff_core.schedule import RepeatWindow
+from . import boundary
 from .colour import ColourTransferType
 
 Parsing = io.Custom("SSDIFF_PARSING")
@@ -125,24 +125,24 @@ def sample_face(model, guidance, image: torch.Tensor, seed: int, steps: int, bas
     height, width = image.shape[1:3]
     sample = sampling.sample_guided(model, guidance, (image.shape[0], 3, *guidance.sample_size), seed, steps,
                                 base_sampler, conditioning, vae, latent_guidance)
-    return images.model_to_image(sample[..., :height, :width])
+    return boundary.model_to_image(sample[..., :height, :width])
 
 
 def _scratch(scratch_mask: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
     if scratch_mask is None:
         return torch.zeros_like(like[:, :1])
-    return images.match_size(images.mask_to_model(scratch_mask, "scratch_mask"), like.shape[-2:], "scratch_mask")
+    return boundary.match_size(boundary.mask_to_model(scratch_mask, "scratch_mask"), like.shape[-2:], "scratch_mask")
 
 
 def pseudo_reference_guidance(image: torch.Tensor, scale: float, repeats: int, s_start: float,
                               s_end: float, reference_compat: bool,
                               scratch_mask: torch.Tensor | None = None,
                               pad_multiple: int = 1) -> PseudoReferenceGuidance:
-    degraded = images.image_to_model(image, "image")
+    degraded = boundary.image_to_model(image, "image")
     scratch = _scratch(scratch_mask, degraded)
     return PseudoReferenceGuidance(
-        degraded=images.pad_to_multiple(degraded, pad_multiple),
-        scratch=images.pad_to_multiple(scratch, pad_multiple),
+        degraded=boundary.pad_to_multiple(degraded, pad_multiple),
+        scratch=boundary.pad_to_multiple(scratch, pad_multiple),
         scale=scale, repeat=RepeatWindow(repeats, s_start, s_end), reference_compat=reference_compat)
 
 
@@ -153,26 +153,26 @@ def selective_guidance(image: torch.Tensor, coarse_restoration: torch.Tensor,
                        scratch_mask: torch.Tensor | None = None, parsing: torch.Tensor | None = None,
                        colour_reference: torch.Tensor | None = None, colour_transfer=None,
                        colour_region: torch.Tensor | None = None, pad_multiple: int = 1) -> SelectiveGuidance:
-    degraded = images.image_to_model(image, "image")
+    degraded = boundary.image_to_model(image, "image")
     size = degraded.shape[-2:]
 
     def face_image(value: torch.Tensor, name: str) -> torch.Tensor:
-        return images.pad_to_multiple(images.match_size(images.image_to_model(value, name), size, name),
+        return boundary.pad_to_multiple(boundary.match_size(boundary.image_to_model(value, name), size, name),
                                       pad_multiple)
 
     labels = None
     if parsing is not None:
-        labels = images.match_size(parsing.unsqueeze(1), size, "parsing", mode="nearest")
-        labels = images.pad_to_multiple(labels, pad_multiple)[:, 0]
-    scratch = images.pad_to_multiple(_scratch(scratch_mask, degraded), pad_multiple)
+        labels = boundary.match_size(parsing.unsqueeze(1), size, "parsing", mode="nearest")
+        labels = boundary.pad_to_multiple(labels, pad_multiple)[:, 0]
+    scratch = boundary.pad_to_multiple(_scratch(scratch_mask, degraded), pad_multiple)
     return SelectiveGuidance(
         coarse=face_image(coarse_restoration, "coarse_restoration"),
         pseudo_reference=face_image(pseudo_reference, "pseudo_reference"),
         masks=selective_masks(scratch, labels),
         colour_reference=None if colour_reference is None else face_image(colour_reference, "colour_reference"),
         colour_transfer=colour_transfer or masked_mean_std_transfer,
-        colour_region=None if colour_region is None else images.pad_to_multiple(
-            images.match_size(images.mask_to_model(colour_region, "colour_region"), size, "colour_region"),
+        colour_region=None if colour_region is None else boundary.pad_to_multiple(
+            boundary.match_size(boundary.mask_to_model(colour_region, "colour_region"), size, "colour_region"),
             pad_multiple) > 0.5,
         t1=t1, scale=scale, structure_weight=structure_weight, reference_weight=reference_weight,
         colour_weight=colour_weight, repeat=RepeatWindow(repeats, s_start, s_end),

@@ -6,9 +6,9 @@ from comfy_api.latest import io
 
 from ..comfy_adapter import sampling
 from ..models import face_parsing
-from ..ssdiff_core import images
-from ..ssdiff_core.parsing import FaceParser, parse_faces, preview
+from ..priors.parsing import FaceParser, parse_faces, preview
 from ..ssdiff_core.regions import CELEBAMASK_HQ_LABELS, REGION_GROUPS, region_mask, resolve_regions
+from . import boundary
 from .guidance_inputs import Parsing
 from .loaders import CheckpointLoader
 
@@ -71,7 +71,7 @@ class SSDiffFaceParse(io.ComfyNode):
     @classmethod
     def execute(cls, parser: FaceParser, image: torch.Tensor, regions: str,
                 reference_compat: bool) -> io.NodeOutput:
-        rgb = images.rgb_channels(image)
+        rgb = boundary.rgb_channels(image)
         labels = parse_faces(parser, rgb.movedim(-1, 1).float(), reference_compat, sampling.check_interrupt)
         mask = region_mask(labels, resolve_regions(regions))[:, 0].float()
         return io.NodeOutput(labels, mask, preview(labels))

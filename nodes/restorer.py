@@ -7,8 +7,8 @@ from comfy_api.latest import io
 
 from ..comfy_adapter import sampling
 from ..models import face_restorers
-from ..ssdiff_core import images
-from ..ssdiff_core.coarse import FIDELITY_ARCHITECTURES, coarse_restore
+from ..priors.coarse import FIDELITY_ARCHITECTURES, coarse_restore
+from . import boundary
 from .loaders import CheckpointLoader
 
 FaceRestorerType = io.Custom("SSDIFF_FACE_RESTORER")
@@ -54,7 +54,7 @@ class SSDiffCoarseRestore(io.ComfyNode):
 
     @classmethod
     def execute(cls, restorer: face_restorers.FaceRestorer, image: torch.Tensor, fidelity: float) -> io.NodeOutput:
-        rgb = images.rgb_channels(image)
+        rgb = boundary.rgb_channels(image)
         restored = coarse_restore(restorer.network, restorer.architecture, rgb.movedim(-1, 1).float(),
                                   fidelity, sampling.check_interrupt)
         return io.NodeOutput(restored.movedim(1, -1).contiguous())

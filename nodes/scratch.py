@@ -6,8 +6,8 @@ from comfy_api.latest import io
 
 from ..comfy_adapter import sampling
 from ..models import scratch_detection
-from ..ssdiff_core import images
-from ..ssdiff_core.scratch import RESIZE_MODES, detect_scratch_probability, scratch_mask
+from ..priors.scratch import RESIZE_MODES, detect_scratch_probability, scratch_mask
+from . import boundary
 from .loaders import CheckpointLoader
 
 ScratchDetector = io.Custom("SSDIFF_SCRATCH_DETECTOR")
@@ -62,8 +62,8 @@ class SSDiffScratchMask(io.ComfyNode):
     @classmethod
     def execute(cls, detector, image: torch.Tensor, threshold: float, dilation: int, resize_mode: str,
                 add_mask: torch.Tensor | None = None, erase_mask: torch.Tensor | None = None) -> io.NodeOutput:
-        images.require_finite(image, "image")
-        rgb = images.rgb_channels(image)
+        boundary.require_finite(image, "image")
+        rgb = boundary.rgb_channels(image)
         probability = detect_scratch_probability(detector, rgb.movedim(-1, 1).float(), resize_mode,
                                                  sampling.check_interrupt)
         mask = scratch_mask(probability, threshold, dilation, add_mask, erase_mask)

@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from models.face_parsing import ResNetBiSeNet, resnet_bisenet_from_state_dict
-from ssdiff_core.parsing import IMAGENET_MEAN, IMAGENET_STD, normalise_for_parsing
+from priors.parsing import IMAGENET_MEAN, IMAGENET_STD, normalise_for_parsing
 
 # backbone -> (state-dict entries, parameter tensors, parameters)
 LAYOUT = {

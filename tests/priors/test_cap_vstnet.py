@@ -9,7 +9,7 @@ from safetensors.torch import load_file, save_file
 
 from models.cap_vstnet import RevResNet, RevResNetConfig
 from models.cap_vstnet.revresnet import squeeze2, unsqueeze2
-from ssdiff_core.cap_vstnet_transfer import cap_vstnet_colour_transfer, cwct_transfer
+from priors.cap_vstnet_transfer import cap_vstnet_colour_transfer, cwct_transfer
 
 TINY = RevResNetConfig(blocks=(1, 1, 1), strides=(1, 2, 2), channels=(4, 16, 64), mult=2,
                        hidden_dim=8, sp_steps=2)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from node_runner import execute
-from ssdiff_core.alignment import (FFHQ_TEMPLATE_512, DetectedFace, alignment_affine, paste_face,
+from priors.alignment import (FFHQ_TEMPLATE_512, DetectedFace, alignment_affine, paste_face,
                                    select_faces, warp_face)
 
 
@@ -79,7 +79,7 @@ def crop_inputs(detector, image, **overrides):
 def test_detector_loader_reads_facexlib_weights(detector):
     assert detector.backbone == "mobilenet0.25"
     photo = smooth_photo(120, 160)
-    from ssdiff_core.face_detection import detect_faces
+    from priors.face_detection import detect_faces
     assert isinstance(detect_faces(detector, photo, confidence=1.0), list)
 
 
@@ -106,7 +106,7 @@ def test_crop_and_paste_round_trip_with_several_faces_rgba_and_a_mask(comfy, det
     alpha = np.linspace(0, 1, 400, dtype=np.float32)[None, :, None].repeat(300, 0)
     photo = torch.from_numpy(np.concatenate([rgb, alpha], axis=-1))[None]
     faces_in_photo = [face_at((110, 150), 0.25, -8), face_at((290, 140), 0.3, 5)]
-    monkeypatch.setattr(pack.ssdiff_core.faces, "detect_faces", lambda *args, **kwargs: faces_in_photo)
+    monkeypatch.setattr(pack.priors.faces, "detect_faces", lambda *args, **kwargs: faces_in_photo)
     scratches = torch.zeros(1, 300, 400)
     scratches[0, 150, :] = 1
     faces, masks, info = execute(comfy, "SSDiffFaceCrop", **crop_inputs(detector, photo, mask=scratches))

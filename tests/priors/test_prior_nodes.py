@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from node_runner import execute
-from ssdiff_core.parsing import PARSENET_TO_CELEBAMASK_HQ, FaceParser, parse_faces
+from priors.parsing import PARSENET_TO_CELEBAMASK_HQ, FaceParser, parse_faces
 from stage_settings import ONE_STOP_SETTINGS, SELECTIVE_SETTINGS
 
 

@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw
 from safetensors.torch import load_file, save_file
 
 from models.scratch_detection import ScratchUNet, ScratchUNetConfig
-from ssdiff_core.scratch import (detect_scratch_probability, network_size, pil_luma, scratch_mask,
+from priors.scratch import (detect_scratch_probability, network_size, pil_luma, scratch_mask,
                                  working_size)
 
 MANIFEST = Path(__file__).with_name("bopbtl_scratch_keys.txt")

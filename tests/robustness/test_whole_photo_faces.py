@@ -11,7 +11,7 @@ from PIL import Image
 
 from robustness_support import (assert_still_serves, ddpm_loader, execution_error, load_image, output_arrays,
                                 pseudo_reference, save, write_image)
-from ssdiff_core.alignment import FFHQ_TEMPLATE_512
+from priors.alignment import FFHQ_TEMPLATE_512
 
 TEMPLATE_EYE_DISTANCE = float(np.linalg.norm(FFHQ_TEMPLATE_512[1] - FFHQ_TEMPLATE_512[0]))
 

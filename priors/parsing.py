@@ -14,7 +14,6 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .regions import CELEBAMASK_HQ_LABELS
 
 PARSING_SIZE = 512
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

@@ -2,14 +2,15 @@
 are whitened and re-coloured with the style's feature statistics (cWCT), then mapped back.
 
 `cwct_transfer` works on features; `cap_vstnet_colour_transfer(network)` wraps a loaded
-`models.cap_vstnet.RevResNet` into the pack's `ColourTransfer` signature.
+`models.cap_vstnet.RevResNet` into the signature of the method's `ColourTransfer`
+(ssdiff_core.colour_transfer).
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
-
-from .colour_transfer import ColourTransfer
 
 MIN_REGION_PIXELS = 11
 """A region needs more than 10 pixels in both images for its statistics to count (upstream's
@@ -133,7 +134,8 @@ def _pad_to(image: torch.Tensor, height: int, width: int, mode: str = "replicate
     return F.pad(image, extra, mode=mode)
 
 
-def cap_vstnet_colour_transfer(network: torch.nn.Module, eps: float = 2e-5) -> ColourTransfer:
+def cap_vstnet_colour_transfer(network: torch.nn.Module, eps: float = 2e-5
+                               ) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
     """The `ColourTransfer` (content, style, region) -> recoloured content of a loaded RevResNet.
 
     content, style: B x 3 x H x W in [-1, 1] (a style of batch 1 serves every content image);

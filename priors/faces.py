@@ -1,5 +1,5 @@
-"""Whole photos: find, align and crop faces; paste restored faces back. Works on ComfyUI-layout
-tensors (B x H x W x C in [0, 1]) so that the nodes stay thin."""
+"""Whole photos: find, align and crop faces; paste restored faces back. Photos and faces are
+B x C x H x W in [0, 1], checked for invalid values at the node boundary."""
 from __future__ import annotations
 
 import logging
@@ -12,19 +12,16 @@ import torch
 from .alignment import (AlignedFace, FaceInfo, alignment_affine, letterbox, paste_face, select_faces,
                         warp_face)
 from .face_detection import detect_faces
-from .images import require_finite, rgb_channels
 
 
 def crop_faces(detector, photos: torch.Tensor, crop_size: int = 512, selection: str = "largest",
                index: int = 0, min_eye_distance: float = 0.0, confidence: float = 0.97,
                masks: torch.Tensor | None = None,
                check_interrupt: Callable[[], None] | None = None) -> tuple[torch.Tensor, torch.Tensor, FaceInfo]:
-    """Returns (faces N x S x S x 3, their masks N x S x S, FaceInfo). A photo without a usable
-    face contributes nothing; when no photo has one, the photos themselves are returned,
-    letterboxed to S x S, with an empty FaceInfo (FacePaste then leaves them unchanged)."""
-    require_finite(photos, "image")
+    """RGB photos B x 3 x H x W -> (faces N x 3 x S x S, their masks N x S x S, FaceInfo). A photo
+    without a usable face contributes nothing; when no photo has one, the photos themselves are
+    returned, letterboxed to S x S, with an empty FaceInfo (FacePaste then leaves them unchanged)."""
     if masks is not None:
-        require_finite(masks, "mask")
         if masks.ndim == 2:
             masks = masks[None]
         if masks.shape[0] not in (1, photos.shape[0]):
@@ -34,7 +31,7 @@ def crop_faces(detector, photos: torch.Tensor, crop_size: int = 512, selection: 
     for image_index, photo in enumerate(photos):
         if check_interrupt is not None:
             check_interrupt()
-        rgb = rgb_channels(photo).float().cpu().numpy()
+        rgb = photo.movedim(0, -1).float().cpu().numpy()
         rgb_photos.append(rgb)
         mask = None if masks is None else masks[min(image_index, masks.shape[0] - 1)].float().cpu().numpy()
         if mask is not None and mask.shape != rgb.shape[:2]:
@@ -59,27 +56,27 @@ def crop_faces(detector, photos: torch.Tensor, crop_size: int = 512, selection: 
                         "photos pass through unchanged", confidence, min_eye_distance)
         crops = [letterbox(rgb, crop_size) for rgb in rgb_photos]
         mask_crops = [np.zeros((crop_size, crop_size), np.float32) for _ in photos]
-    return (torch.from_numpy(np.stack(crops)).clamp(0, 1), torch.from_numpy(np.stack(mask_crops)).clamp(0, 1),
-            info)
+    return (torch.from_numpy(np.stack(crops)).clamp(0, 1).movedim(-1, 1),
+            torch.from_numpy(np.stack(mask_crops)).clamp(0, 1), info)
 
 
 def paste_faces(photos: torch.Tensor, faces: torch.Tensor, info: FaceInfo) -> torch.Tensor:
-    """Blends each restored face back into its photo; channels beyond RGB (alpha) are kept."""
+    """Blends each restored face (N x 3 x S x S) back into its photo (B x C x H x W); channels
+    beyond RGB (alpha) are kept, a grayscale photo takes the face's mean."""
     if not info.faces:
         logging.warning("SSDiff FacePaste: no face was cropped; the photos pass through unchanged")
         return photos.clone()
-    require_finite(faces, "faces")
     if faces.shape[0] != len(info.faces):
         raise ValueError(f"FacePaste got {faces.shape[0]} faces for {len(info.faces)} crops in face_info: "
                          "connect the faces that came from the same FaceCrop, in order")
     if photos.shape[0] != len(info.image_sizes):
         raise ValueError(f"FacePaste got {photos.shape[0]} photos, FaceCrop saw {len(info.image_sizes)}")
-    pasted = [photo.float().cpu().numpy() for photo in photos]
+    pasted = [photo.movedim(0, -1).float().cpu().numpy() for photo in photos]
     for crop, entry in zip(faces, info.faces):
-        face = crop[..., :3].float().cpu().numpy()
+        face = crop[:3].movedim(0, -1).float().cpu().numpy()
         if pasted[entry.image_index].shape[-1] == 1:
             face = face.mean(axis=-1, keepdims=True)
         if face.shape[:2] != (info.crop_size, info.crop_size):
             face = cv2.resize(face, (info.crop_size, info.crop_size), interpolation=cv2.INTER_LINEAR)
         pasted[entry.image_index] = paste_face(pasted[entry.image_index], face, entry.affine)
-    return torch.from_numpy(np.stack(pasted)).clamp(0, 1).to(photos.dtype)
+    return torch.from_numpy(np.stack(pasted)).clamp(0, 1).to(photos.dtype).movedim(-1, 1)
