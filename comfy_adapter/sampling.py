@@ -3,6 +3,7 @@ correct, and one-stop sampling with ComfyUI's progress bar, previews and Cancel.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -131,3 +132,17 @@ def sample_guided(model: comfy.model_patcher.ModelPatcher, guidance: Guidance, i
     if pixel_space:
         return samples.clamp(-1, 1)
     return (vae.decode(samples).movedim(-1, 1)[:, :3].float() * 2 - 1).clamp(-1, 1)
+
+
+def sample_face(model: comfy.model_patcher.ModelPatcher, guidance_at: Callable[[int], Guidance], batch: int,
+                size: tuple[int, int], seed: int, steps: int, base_sampler: str = LEARNED_VARIANCE_DDPM,
+                conditioning: Conditioning = Conditioning(), vae: comfy.sd.VAE | None = None,
+                latent_guidance: str = "vae_decoder") -> torch.Tensor:
+    """One-stop sampling of `batch` faces of `size` (height, width): the guidance is built padded
+    to the model's multiple (`guidance_at(multiple)`), sampled, and cropped back to `size`.
+    Returns B x 3 x H x W in [-1, 1]."""
+    guidance = guidance_at(pixel_multiple(model, vae))
+    sample = sample_guided(model, guidance, (batch, 3, *guidance.sample_size), seed, steps, base_sampler,
+                           conditioning, vae, latent_guidance)
+    height, width = size
+    return sample[..., :height, :width]

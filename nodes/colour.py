@@ -10,10 +10,7 @@ from ..priors.cap_vstnet_transfer import cap_vstnet_colour_transfer
 from ..ssdiff_core.colour_transfer import masked_mean_std_transfer
 from . import boundary
 from .loaders import CheckpointLoader
-
-ColourTransferType = io.Custom("SSDIFF_COLOUR_TRANSFER")
-"""A function (content, style, region) -> recoloured content; unconnected = the built-in
-masked mean/std transfer."""
+from .types import ColourTransferType
 
 
 class SSDiffColourTransferLoader(CheckpointLoader):

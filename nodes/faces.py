@@ -10,9 +10,7 @@ from ..models.files import FACE_DETECTION_FOLDER
 from ..priors.faces import crop_faces, paste_faces
 from . import boundary
 from .loaders import CheckpointLoader
-
-FaceDetector = io.Custom("SSDIFF_FACE_DETECTOR")
-FaceInfo = io.Custom("SSDIFF_FACE_INFO")
+from .types import FaceDetectorType, FaceInfoType
 
 
 class SSDiffFaceDetectorLoader(CheckpointLoader):
@@ -27,7 +25,7 @@ class SSDiffFaceDetectorLoader(CheckpointLoader):
             description=f"RetinaFace (facexlib) from models/{FACE_DETECTION_FOLDER}: "
                         f"{retinaface.FILE.expected}, from {retinaface.FILE.source}.",
             inputs=[cls.checkpoint_input()],
-            outputs=[FaceDetector.Output(display_name="detector")],
+            outputs=[FaceDetectorType.Output(display_name="detector")],
         )
 
     @classmethod
@@ -49,7 +47,7 @@ class SSDiffFaceCrop(io.ComfyNode):
                          "face first). A photo without a face passes through: the crop is the whole "
                          "photo and SSDiff Face Paste returns the photo unchanged."),
             inputs=[
-                FaceDetector.Input("detector"),
+                FaceDetectorType.Input("detector"),
                 io.Image.Input("image"),
                 io.Int.Input("crop_size", default=512, min=64, max=2048, step=64,
                              tooltip="512 for the face DDPM"),
@@ -63,7 +61,7 @@ class SSDiffFaceCrop(io.ComfyNode):
                               tooltip="a mask of the photo (e.g. scratches) to crop alongside the faces"),
             ],
             outputs=[io.Image.Output(display_name="faces"), io.Mask.Output(display_name="masks"),
-                     FaceInfo.Output(display_name="face_info")],
+                     FaceInfoType.Output(display_name="face_info")],
         )
 
     @classmethod
@@ -89,7 +87,7 @@ class SSDiffFacePaste(io.ComfyNode):
                         "an alpha channel is kept.",
             inputs=[io.Image.Input("image", tooltip="the photos given to SSDiff Face Crop"),
                     io.Image.Input("faces", tooltip="the restored crops, in FaceCrop's order"),
-                    FaceInfo.Input("face_info")],
+                    FaceInfoType.Input("face_info")],
             outputs=[io.Image.Output()],
         )
 

@@ -9,10 +9,8 @@ from ..models import face_parsing
 from ..priors.parsing import FaceParser, parse_faces, preview
 from ..ssdiff_core.regions import CELEBAMASK_HQ_LABELS, REGION_GROUPS, region_mask, resolve_regions
 from . import boundary
-from .guidance_inputs import Parsing
 from .loaders import CheckpointLoader
-
-FaceParserType = io.Custom("SSDIFF_FACE_PARSER")
+from .types import FaceParserType, ParsingType
 
 
 class SSDiffFaceParserLoader(CheckpointLoader):
@@ -56,7 +54,7 @@ class SSDiffFaceParse(io.ComfyNode):
                                  tooltip="feed the ResNet-34 parser [-1, 1] images without ImageNet "
                                          "normalisation, as the released SSDiff code does"),
             ],
-            outputs=[Parsing.Output(display_name="parsing"), io.Mask.Output(display_name="mask"),
+            outputs=[ParsingType.Output(display_name="parsing"), io.Mask.Output(display_name="mask"),
                      io.Image.Output(display_name="preview")],
         )
 
@@ -88,7 +86,7 @@ class SSDiffLabelMapToParsing(io.ComfyNode):
                          "is the CelebAMask-HQ class id (0 background, 1 skin, ... 17 hair, 18 hat), "
                          "as face-parsing tools save them."),
             inputs=[io.Image.Input("label_map")],
-            outputs=[Parsing.Output(display_name="parsing")],
+            outputs=[ParsingType.Output(display_name="parsing")],
         )
 
     @classmethod

@@ -10,8 +10,7 @@ from ..models import face_restorers
 from ..priors.coarse import FIDELITY_ARCHITECTURES, coarse_restore
 from . import boundary
 from .loaders import CheckpointLoader
-
-FaceRestorerType = io.Custom("SSDIFF_FACE_RESTORER")
+from .types import FaceRestorerType
 
 
 class SSDiffFaceRestorerLoader(CheckpointLoader):

@@ -9,8 +9,7 @@ from ..models import scratch_detection
 from ..priors.scratch import RESIZE_MODES, detect_scratch_probability, scratch_mask
 from . import boundary
 from .loaders import CheckpointLoader
-
-ScratchDetector = io.Custom("SSDIFF_SCRATCH_DETECTOR")
+from .types import ScratchDetectorType
 
 
 class SSDiffScratchDetectorLoader(CheckpointLoader):
@@ -25,7 +24,7 @@ class SSDiffScratchDetectorLoader(CheckpointLoader):
             description="The scratch-detection UNet of Bringing Old Photos Back to Life (its "
                         "published FT_Epoch_latest.pt loads unchanged).",
             inputs=[cls.checkpoint_input()],
-            outputs=[ScratchDetector.Output(display_name="detector")],
+            outputs=[ScratchDetectorType.Output(display_name="detector")],
         )
 
     @classmethod
@@ -46,7 +45,7 @@ class SSDiffScratchMask(io.ComfyNode):
                          "adds or erases hand-painted strokes. Any size; the mask comes back at the "
                          "image's size."),
             inputs=[
-                ScratchDetector.Input("detector"),
+                ScratchDetectorType.Input("detector"),
                 io.Image.Input("image"),
                 io.Float.Input("threshold", default=0.4, min=0.0, max=1.0, step=0.01),
                 io.Int.Input("dilation", default=0, min=0, max=64, tooltip="grow the mask by this many pixels"),

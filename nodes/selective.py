@@ -5,7 +5,7 @@ import torch
 from comfy_api.latest import io
 
 from ..comfy_adapter import sampling
-from . import guidance_inputs
+from . import boundary, stage_guidance, stage_inputs
 
 
 class SSDiffSampler(io.ComfyNode):
@@ -20,23 +20,23 @@ class SSDiffSampler(io.ComfyNode):
                          "reference's local structure above T1, and colour from a target "
                          "transferred at T1. Use the seed of "
                          "SSDiff Pseudo Reference. Item i of a batch uses seed + i."),
-            inputs=[io.Model.Input("model"), *guidance_inputs.selective_inputs(),
-                    *guidance_inputs.sampling_inputs()],
+            inputs=[io.Model.Input("model"), *stage_inputs.selective_inputs(),
+                    *stage_inputs.sampling_inputs()],
             outputs=[io.Image.Output(display_name="restored")],
         )
 
     @classmethod
     def validate_inputs(cls, s_start: float, s_end: float) -> bool | str:
-        return guidance_inputs.validate_repeat_window(s_start, s_end)
+        return stage_inputs.validate_repeat_window(s_start, s_end)
 
     @classmethod
     def execute(cls, model, image: torch.Tensor, seed: int, steps: int, base_sampler: str, latent_guidance: str,
                 cfg: float, vae=None, positive=None, negative=None, **guidance_options) -> io.NodeOutput:
-        guidance = guidance_inputs.selective_guidance(
-            image, pad_multiple=sampling.pixel_multiple(model, vae), **guidance_options)
-        return io.NodeOutput(guidance_inputs.sample_face(
-            model, guidance, image, seed, steps, base_sampler, sampling.Conditioning(positive, negative, cfg),
-            vae, latent_guidance))
+        restored = sampling.sample_face(
+            model, lambda multiple: stage_guidance.selective_guidance(image, pad_multiple=multiple, **guidance_options),
+            image.shape[0], tuple(image.shape[1:3]), seed, steps, base_sampler,
+            sampling.Conditioning(positive, negative, cfg), vae, latent_guidance)
+        return io.NodeOutput(boundary.model_to_image(restored))
 
 
 class SSDiffSelectiveSampler(io.ComfyNode):
@@ -50,15 +50,15 @@ class SSDiffSelectiveSampler(io.ComfyNode):
                          "to put SSDiff's selective guidance into your own graph (face DDPM, or "
                          "SD-type models with LoRAs). The image must match the latent: the image's "
                          "size for the face DDPM (pixel VAE), 8 x the latent's for SD-type models."),
-            inputs=guidance_inputs.selective_inputs(),
+            inputs=stage_inputs.selective_inputs(),
             outputs=[io.Sampler.Output()],
         )
 
     @classmethod
     def validate_inputs(cls, s_start: float, s_end: float) -> bool | str:
-        return guidance_inputs.validate_repeat_window(s_start, s_end)
+        return stage_inputs.validate_repeat_window(s_start, s_end)
 
     @classmethod
     def execute(cls, base_sampler: str, latent_guidance: str, vae=None, **guidance_options) -> io.NodeOutput:
-        guidance = guidance_inputs.selective_guidance(**guidance_options)
+        guidance = stage_guidance.selective_guidance(**guidance_options)
         return io.NodeOutput(sampling.guided_sampler(guidance, base_sampler, vae, latent_guidance))

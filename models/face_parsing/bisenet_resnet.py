@@ -190,7 +190,7 @@ class ResNetBiSeNet(nn.Module):
     auxiliary heads (on the 1/8 and 1/16 context features), each bilinearly upsampled
     (align_corners=True) to the input's H x W. Use `out`; argmax over its channels gives labels.
     With `return_fused=True` the 256-channel 1/8-scale fused feature is appended, as SSDiff's copy
-    of the network returns it. Expects `ssdiff_core.parsing.normalise_for_parsing` input.
+    of the network returns it. Expects `priors.parsing.normalise_for_parsing` input.
     """
 
     def __init__(self, num_classes: int = NUM_CLASSES, backbone: str = "resnet34"):

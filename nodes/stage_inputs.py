@@ -1,20 +1,11 @@
-"""Inputs shared by the one-stop nodes and the SAMPLER nodes of each stage, and the conversion
-of those inputs into the core's guidance descriptions."""
+"""Inputs of the two guidance stages, shared by each stage's one-stop node and SAMPLER node, and
+the one check they need beyond their widgets' ranges."""
 from __future__ import annotations
 
-import torch
 from comfy_api.latest import io
 
 from ..comfy_adapter import pixel_maps, sampling
-from ..ssdiff_core.colour_transfer import masked_mean_std_transfer
-from ..ssdiff_core.guidance import PseudoReferenceGuidance, SelectiveGuidance
-from ..ssdiff_core.masks import selective_masks
-from ..ssdiff_core.schedule import RepeatWindow
-from . import boundary
-from .colour import ColourTransferType
-
-Parsing = io.Custom("SSDIFF_PARSING")
-"""A face parsing: B x H x W label map in CelebAMask-HQ ids (0 background ... 18 hat)."""
+from .types import ColourTransferType, ParsingType
 
 SCRATCH_MASK_TOOLTIP = "1 = scratched or broken pixel. Leave empty for blur/fading only."
 
@@ -81,7 +72,7 @@ def selective_inputs() -> list[io.Input]:
         io.Image.Input("coarse_restoration", tooltip="R: e.g. CodeFormer (w = 0.5) of the image"),
         io.Image.Input("pseudo_reference", tooltip="P: output of SSDiff Pseudo Reference"),
         io.Mask.Input("scratch_mask", optional=True, tooltip=SCRATCH_MASK_TOOLTIP),
-        Parsing.Input("parsing", optional=True,
+        ParsingType.Input("parsing", optional=True,
                       tooltip="face parsing of the coarse restoration; without it every pixel "
                               "counts as skin"),
         io.Image.Input("colour_reference", optional=True,
@@ -117,63 +108,3 @@ def sampling_inputs() -> list[io.Input]:
                      tooltip="use the same seed for both stages; item i of a batch uses seed + i"),
         io.Int.Input("steps", default=100, min=1, max=1000, tooltip="respaced DDPM steps; the paper uses 1000"),
     ]
-
-
-def sample_face(model, guidance, image: torch.Tensor, seed: int, steps: int, base_sampler: str,
-                conditioning: sampling.Conditioning, vae=None, latent_guidance: str = "vae_decoder") -> torch.Tensor:
-    """Samples at the guidance's (padded) size and returns an IMAGE at `image`'s size."""
-    height, width = image.shape[1:3]
-    sample = sampling.sample_guided(model, guidance, (image.shape[0], 3, *guidance.sample_size), seed, steps,
-                                base_sampler, conditioning, vae, latent_guidance)
-    return boundary.model_to_image(sample[..., :height, :width])
-
-
-def _scratch(scratch_mask: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
-    if scratch_mask is None:
-        return torch.zeros_like(like[:, :1])
-    return boundary.match_size(boundary.mask_to_model(scratch_mask, "scratch_mask"), like.shape[-2:], "scratch_mask")
-
-
-def pseudo_reference_guidance(image: torch.Tensor, scale: float, repeats: int, s_start: float,
-                              s_end: float, reference_compat: bool,
-                              scratch_mask: torch.Tensor | None = None,
-                              pad_multiple: int = 1) -> PseudoReferenceGuidance:
-    degraded = boundary.image_to_model(image, "image")
-    scratch = _scratch(scratch_mask, degraded)
-    return PseudoReferenceGuidance(
-        degraded=boundary.pad_to_multiple(degraded, pad_multiple),
-        scratch=boundary.pad_to_multiple(scratch, pad_multiple),
-        scale=scale, repeat=RepeatWindow(repeats, s_start, s_end), reference_compat=reference_compat)
-
-
-def selective_guidance(image: torch.Tensor, coarse_restoration: torch.Tensor,
-                       pseudo_reference: torch.Tensor, t1: float, scale: float,
-                       structure_weight: float, reference_weight: float, colour_weight: float,
-                       repeats: int, s_start: float, s_end: float, reference_compat: bool,
-                       scratch_mask: torch.Tensor | None = None, parsing: torch.Tensor | None = None,
-                       colour_reference: torch.Tensor | None = None, colour_transfer=None,
-                       colour_region: torch.Tensor | None = None, pad_multiple: int = 1) -> SelectiveGuidance:
-    degraded = boundary.image_to_model(image, "image")
-    size = degraded.shape[-2:]
-
-    def face_image(value: torch.Tensor, name: str) -> torch.Tensor:
-        return boundary.pad_to_multiple(boundary.match_size(boundary.image_to_model(value, name), size, name),
-                                      pad_multiple)
-
-    labels = None
-    if parsing is not None:
-        labels = boundary.match_size(parsing.unsqueeze(1), size, "parsing", mode="nearest")
-        labels = boundary.pad_to_multiple(labels, pad_multiple)[:, 0]
-    scratch = boundary.pad_to_multiple(_scratch(scratch_mask, degraded), pad_multiple)
-    return SelectiveGuidance(
-        coarse=face_image(coarse_restoration, "coarse_restoration"),
-        pseudo_reference=face_image(pseudo_reference, "pseudo_reference"),
-        masks=selective_masks(scratch, labels),
-        colour_reference=None if colour_reference is None else face_image(colour_reference, "colour_reference"),
-        colour_transfer=colour_transfer or masked_mean_std_transfer,
-        colour_region=None if colour_region is None else boundary.pad_to_multiple(
-            boundary.match_size(boundary.mask_to_model(colour_region, "colour_region"), size, "colour_region"),
-            pad_multiple) > 0.5,
-        t1=t1, scale=scale, structure_weight=structure_weight, reference_weight=reference_weight,
-        colour_weight=colour_weight, repeat=RepeatWindow(repeats, s_start, s_end),
-        reference_compat=reference_compat)

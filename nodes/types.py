@@ -1,0 +1,20 @@
+"""The pack's own wire types, one place for all, each named <what it carries>Type."""
+from __future__ import annotations
+
+from comfy_api.latest import io
+
+ParsingType = io.Custom("SSDIFF_PARSING")
+"""A face parsing: B x H x W label map in CelebAMask-HQ ids (0 background ... 18 hat)."""
+FaceParserType = io.Custom("SSDIFF_FACE_PARSER")
+"""priors.parsing.FaceParser: a parser network and its label order."""
+FaceDetectorType = io.Custom("SSDIFF_FACE_DETECTOR")
+"""facexlib's RetinaFace, loaded (models/retinaface)."""
+FaceInfoType = io.Custom("SSDIFF_FACE_INFO")
+"""priors.alignment.FaceInfo: where each crop of Face Crop came from, for Face Paste."""
+ScratchDetectorType = io.Custom("SSDIFF_SCRATCH_DETECTOR")
+"""models.scratch_detection.ScratchUNet, loaded."""
+FaceRestorerType = io.Custom("SSDIFF_FACE_RESTORER")
+"""models.face_restorers.FaceRestorer: a spandrel network and its architecture."""
+ColourTransferType = io.Custom("SSDIFF_COLOUR_TRANSFER")
+"""A function (content, style, region) -> recoloured content; unconnected = the built-in
+masked mean/std transfer."""
