@@ -8,6 +8,7 @@ from ..ssdiff_core.colour_transfer import masked_mean_std_transfer
 from ..ssdiff_core.guidance import PseudoReferenceGuidance, SelectiveGuidance
 from ..ssdiff_core.masks import selective_masks
 from ..ssdiff_core.schedule import RepeatWindow
+from ..ssdiff_core.variant import variant_of
 from . import boundary
 
 
@@ -26,7 +27,7 @@ def pseudo_reference_guidance(image: torch.Tensor, scale: float, repeats: int, s
     return PseudoReferenceGuidance(
         degraded=boundary.pad_to_multiple(degraded, pad_multiple),
         scratch=boundary.pad_to_multiple(scratch, pad_multiple),
-        scale=scale, repeat=RepeatWindow(repeats, s_start, s_end), reference_compat=reference_compat)
+        scale=scale, repeat=RepeatWindow(repeats, s_start, s_end), variant=variant_of(reference_compat))
 
 
 def selective_guidance(image: torch.Tensor, coarse_restoration: torch.Tensor,
@@ -59,4 +60,4 @@ def selective_guidance(image: torch.Tensor, coarse_restoration: torch.Tensor,
             pad_multiple) > 0.5,
         t1=t1, scale=scale, structure_weight=structure_weight, reference_weight=reference_weight,
         colour_weight=colour_weight, repeat=RepeatWindow(repeats, s_start, s_end),
-        reference_compat=reference_compat)
+        variant=variant_of(reference_compat))

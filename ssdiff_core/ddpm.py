@@ -36,8 +36,8 @@ def _posterior_variance(sigma: float, sigma_prev: float) -> float:
 
 def transition(sigma: float, sigma_prev: float, sigma_above: float | None) -> Transition:
     """`sigma_above` is the grid's noise level before `sigma`; it sets the clipped posterior
-    variance of the last step (which is 0 there), as guided-diffusion's clipped log does."""
-    abar_t = 1 / (1 + sigma ** 2)
+    variance of the last step (which is 0 there), as guided-diffusion's clipped log does.
+    The posterior q(x_{t-1} | x_t, x0) is Ho et al. 2020, eq. 6-7, with abar = 1 / (1 + sigma^2)."""
     abar_prev = 1 / (1 + sigma_prev ** 2)
     one_minus_abar_t = sigma ** 2 / (1 + sigma ** 2)
     one_minus_abar_prev = sigma_prev ** 2 / (1 + sigma_prev ** 2)

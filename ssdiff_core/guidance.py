@@ -1,5 +1,6 @@
 """SSDiff's two guidance stages. Each is an immutable description (safe to cache and reuse);
-`start()` gives the per-run state that turns an x0 estimate into the guidance gradient g."""
+`start()` gives the per-run state that turns an x0 estimate into the guidance gradient g. Each
+holds the MethodVariant it follows: the paper, or the authors' released code."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from .colour_transfer import ColourTransfer, masked_mean_std_transfer
 from .masks import SelectiveMasks
 from .pixel_space import IdentityMap, PixelMap, ToPixels, latent_resolution
 from .schedule import RepeatWindow, StepTime
+from .variant import PAPER, MethodVariant
 
 
 def _loss_gradient(x0h: torch.Tensor, to_pixels: ToPixels, loss_of_pixels) -> torch.Tensor:
@@ -61,7 +63,7 @@ class PseudoReferenceGuidance:
     colour_weight: float = 1.0
     colour_from_input_above: float = 0.65
     repeat: RepeatWindow = field(default_factory=RepeatWindow)
-    reference_compat: bool = False
+    variant: MethodVariant = PAPER
 
     @property
     def sample_size(self) -> tuple[int, int]:
@@ -100,11 +102,13 @@ class PseudoReferenceRun:
 
         return _loss_gradient(x0h, self.to_pixels, loss) * self.undamaged_latent
 
+    def step_time(self, timestep: float, num_timesteps: int) -> StepTime:
+        return self.spec.variant.step_time(timestep, num_timesteps)
+
     def correction_rule(self, repeat_index: int) -> tuple[bool, bool]:
         """(per_image, per_channel) norms of the normalised step."""
-        if self.spec.reference_compat:
-            return False, repeat_index == 0
-        return True, True
+        variant = self.spec.variant
+        return variant.per_image_norms, variant.stage1_channel_norms_in_repeats or repeat_index == 0
 
 
 @dataclass(frozen=True)
@@ -130,7 +134,7 @@ class SelectiveGuidance:
     reference_weight: float = 100.0
     colour_weight: float = 20.0
     repeat: RepeatWindow = field(default_factory=RepeatWindow)
-    reference_compat: bool = False
+    variant: MethodVariant = PAPER
 
     def __post_init__(self) -> None:
         if not 0.0 < self.t1 < 1.0:
@@ -183,7 +187,7 @@ class SelectiveRun:
         before_t1 = not when.at_or_after(spec.t1)
         if self.colour_target is None and self._builds_colour_target(when):
             self.colour_target = self._transfer_colour(x0h)
-        use_reference = not before_t1 and not spec.reference_compat
+        use_reference = not before_t1 and spec.variant.reference_term
         use_colour = before_t1 and self.colour_target is not None
 
         def loss(x0: torch.Tensor) -> torch.Tensor:
@@ -199,17 +203,15 @@ class SelectiveRun:
         return _loss_gradient(x0h, self.to_pixels, loss)
 
     def _builds_colour_target(self, when: StepTime) -> bool:
-        if self.spec.reference_compat:
-            return when.at_or_after(self.spec.t1) and not when.after(self.spec.t1)
-        return not when.after(self.spec.t1)
+        if self.spec.variant.colour_target_at_first_step_below_t1:
+            return not when.after(self.spec.t1)
+        return when.at_or_after(self.spec.t1) and not when.after(self.spec.t1)
 
     def _transfer_colour(self, x0h: torch.Tensor) -> torch.Tensor:
         content = _decoded(x0h, self.to_pixels)
         with torch.inference_mode(False):
             style = self.colour_reference
-            if self.spec.reference_compat:
-                # The released code whitens the colour-free regions of both images and hands the
-                # whole images to the transfer.
+            if self.spec.variant.colour_transfer_on_whole_images:
                 content = content.masked_fill(self.colour_free, 1.0)
                 style = style.masked_fill(self.colour_free, 1.0)
                 region = torch.ones_like(self.colour_free)
@@ -217,5 +219,8 @@ class SelectiveRun:
                 region = ~self.colour_free
             return self.spec.colour_transfer(content, style, region).detach()
 
+    def step_time(self, timestep: float, num_timesteps: int) -> StepTime:
+        return self.spec.variant.step_time(timestep, num_timesteps)
+
     def correction_rule(self, repeat_index: int) -> tuple[bool, bool]:
-        return (not self.spec.reference_compat), True
+        return self.spec.variant.per_image_norms, True

@@ -77,13 +77,13 @@ one step of another sampler, in place of the learned-variance DDPM step."""
 
 class GuidanceRun(Protocol):
     def gradient(self, x0h: torch.Tensor, when: StepTime) -> torch.Tensor: ...
+    def step_time(self, timestep: float, num_timesteps: int) -> StepTime: ...
     def correction_rule(self, repeat_index: int) -> tuple[bool, bool]: ...
 
 
 class Guidance(Protocol):
     scale: float
     repeat: RepeatWindow
-    reference_compat: bool
     def start(self, sample: torch.Tensor, pixel_map: PixelMap) -> GuidanceRun: ...
 
 
@@ -159,9 +159,7 @@ def sample_ssdiff(model: Callable[..., torch.Tensor], x: torch.Tensor, sigmas: t
         if sigma <= 0:  # a grid may end in several zeros: nothing is left to denoise
             continue
         step = ddpm.transition(sigma, sigma_prev, _sigma_above(levels, i, discrete_sigmas))
-        timestep = timestep_of_sigma(sigma, discrete_sigmas)
-        when = StepTime(round(timestep) if guidance.reference_compat else timestep,
-                        num_timesteps, guidance.reference_compat)
+        when = run.step_time(timestep_of_sigma(sigma, discrete_sigmas), num_timesteps)
         x_t = ddpm.vp_from_k_diffusion(x, sigma)
         for repeat_index in range(guidance.repeat.repeats_at(when.timestep, num_timesteps)):
             if interrupt is not None:

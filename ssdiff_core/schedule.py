@@ -1,8 +1,8 @@
 """The stage schedule: where in the noise schedule each guidance term acts.
 
 Boundaries are fractions of the original 1000-step schedule, mapped to the noise level of each
-step, so they hold for any step count or sigma grid. `reference_compat` reproduces the released
-code instead: absolute integer timesteps, compared exactly.
+step, so they hold for any step count or sigma grid. The released code's variant
+(ssdiff_core.variant.RELEASED_CODE) counts absolute integer timesteps instead, compared exactly.
 """
 from __future__ import annotations
 
@@ -77,7 +77,8 @@ class StepTime:
     """Where a step sits in the original schedule."""
     timestep: float
     num_timesteps: int
-    reference_compat: bool
+    integer_boundaries: bool = False
+    """Boundaries rounded to whole timesteps (the released code's rule; MethodVariant says which)."""
 
     def after(self, fraction: float) -> bool:
         """Strictly noisier than `fraction` of the schedule (t > fraction * T)."""
@@ -88,4 +89,4 @@ class StepTime:
 
     def _boundary(self, fraction: float) -> float:
         boundary = fraction * self.num_timesteps
-        return round(boundary) if self.reference_compat else boundary
+        return round(boundary) if self.integer_boundaries else boundary

@@ -12,6 +12,7 @@ from conftest import GOLDEN
 from ssdiff_core.guidance import PseudoReferenceGuidance, SelectiveGuidance
 from ssdiff_core.masks import selective_masks
 from ssdiff_core.sampler import sample_ssdiff
+from ssdiff_core.variant import RELEASED_CODE
 
 MANIFEST = json.loads((GOLDEN / "manifest.json").read_text())
 INPUTS = load_file(str(GOLDEN / "inputs.safetensors"))
@@ -78,7 +79,7 @@ def assert_matches(result, expected, tolerances, name):
 @pytest.mark.parametrize("name", list(MANIFEST["stage1_single_step"]["cases"]))
 def test_stage1_single_step_matches_released_code(golden_model, name):
     guidance = PseudoReferenceGuidance(degraded=INPUTS["y"], scratch=INPUTS["mask_raw"][:, :1],
-                                       scale=MANIFEST["stage1_single_step"]["scale"], reference_compat=True)
+                                       scale=MANIFEST["stage1_single_step"]["scale"], variant=RELEASED_CODE)
     result = run_one_step(golden_model, guidance, case_tensors(STAGE1, name))
     assert_matches(result, case_tensors(STAGE1, name),
                    MANIFEST["tolerances"]["single_step_atol"]["stage1"][name], name)
@@ -102,6 +103,6 @@ def test_stage2_single_step_matches_released_code(golden_model, name):
     guidance = SelectiveGuidance(
         coarse=INPUTS["R"], pseudo_reference=INPUTS["P"], masks=golden_masks(),
         colour_target=INPUTS["C"] if int(case["t"]) < t1_index else None,
-        t1=t1_index / 1000, scale=MANIFEST["stage2_single_step"]["scale"], reference_compat=True)
+        t1=t1_index / 1000, scale=MANIFEST["stage2_single_step"]["scale"], variant=RELEASED_CODE)
     result = run_one_step(golden_model, guidance, case)
     assert_matches(result, case, MANIFEST["tolerances"]["single_step_atol"]["stage2"][name], name)

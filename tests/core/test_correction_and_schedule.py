@@ -14,6 +14,7 @@ from ssdiff_core.losses import adain_to_face_colour, face_colour_loss, grayscale
 from ssdiff_core.masks import selective_masks
 from ssdiff_core.schedule import (RepeatWindow, StepTime, respaced_sigmas, respaced_timesteps,
                                   timestep_of_sigma)
+from ssdiff_core.variant import RELEASED_CODE, variant_of
 
 D = torch.float64
 BETAS = torch.linspace(1e-4, 0.02, 1000, dtype=D)
@@ -325,12 +326,12 @@ def test_stage1_broadcasts_a_single_input_and_checks_sizes():
 def test_correction_rules():
     degraded, scratch, _ = stage1_inputs()
     paper = PseudoReferenceGuidance(degraded, scratch).start(degraded)
-    compat = PseudoReferenceGuidance(degraded, scratch, reference_compat=True).start(degraded)
+    compat = PseudoReferenceGuidance(degraded, scratch, variant=RELEASED_CODE).start(degraded)
     assert paper.correction_rule(0) == (True, True) and paper.correction_rule(1) == (True, True)
     assert compat.correction_rule(0) == (False, True) and compat.correction_rule(1) == (False, False)
     spec = stage2_spec()
     assert spec.start(spec.coarse).correction_rule(0) == (True, True)
-    assert stage2_spec(reference_compat=True).start(spec.coarse).correction_rule(2) == (False, True)
+    assert stage2_spec(variant=RELEASED_CODE).start(spec.coarse).correction_rule(2) == (False, True)
 
 
 # --- stage 2: selective guidance --------------------------------------------------------------
@@ -363,7 +364,7 @@ def structure_gradient(spec):
 
 
 def stage2_gradient(t, reference_compat=False, **overrides):
-    spec = stage2_spec(reference_compat=reference_compat, **overrides)
+    spec = stage2_spec(variant=variant_of(reference_compat), **overrides)
     return spec.start(X0H).gradient(X0H, StepTime(t, 1000, reference_compat))
 
 
@@ -443,7 +444,7 @@ def test_colour_reference_replaces_the_pseudo_reference_as_style():
 
 def test_compat_mode_builds_the_colour_target_only_at_t_400():
     transfer = RecordingTransfer()
-    spec = stage2_spec(colour_transfer=transfer, reference_compat=True)
+    spec = stage2_spec(colour_transfer=transfer, variant=RELEASED_CODE)
     run = spec.start(X0H)
     g = run.gradient(X0H, StepTime(390, 1000, True))
     assert not transfer.calls and run.colour_target is None

@@ -1,0 +1,45 @@
+"""Which SSDiff the guidance stages follow: the paper (`ssdiff-method.md`, the default) or the
+authors' released code, defects included (`reference_compat`). One policy object that the stages
+hold, so that neither the sampler nor the losses branch on a flag."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .schedule import StepTime
+
+
+@dataclass(frozen=True)
+class MethodVariant:
+    integer_timesteps: bool
+    """Step times and stage boundaries on whole timesteps, T1 by exact equality (released code),
+    or on the fractional position of each respaced step (any step count keeps its stages)."""
+    per_image_norms: bool
+    """The normalised correction's norms per image (paper) or over the whole batch (released)."""
+    stage1_channel_norms_in_repeats: bool
+    """Stage 1 keeps per-channel norms in the repeat loop (paper) or only in its first pass."""
+    reference_term: bool
+    """Stage 2's reference-structure term counts (paper) or is inert (released: its x0 is not
+    differentiable)."""
+    colour_target_at_first_step_below_t1: bool
+    """Stage 2 builds the colour target at the first step at or below T1 (paper), or only at a
+    step exactly on T1 (released: lost when no step lands there)."""
+    colour_transfer_on_whole_images: bool
+    """The released code whitens the colour-free regions of both images and transfers the whole
+    images; the paper transfers the statistics of the face region."""
+
+    def step_time(self, timestep: float, num_timesteps: int) -> StepTime:
+        """Where a step at `timestep` of the original schedule sits, as this variant counts."""
+        return StepTime(round(timestep) if self.integer_timesteps else timestep, num_timesteps,
+                        self.integer_timesteps)
+
+
+PAPER = MethodVariant(integer_timesteps=False, per_image_norms=True, stage1_channel_norms_in_repeats=True,
+                      reference_term=True, colour_target_at_first_step_below_t1=True,
+                      colour_transfer_on_whole_images=False)
+RELEASED_CODE = MethodVariant(integer_timesteps=True, per_image_norms=False, stage1_channel_norms_in_repeats=False,
+                              reference_term=False, colour_target_at_first_step_below_t1=False,
+                              colour_transfer_on_whole_images=True)
+
+
+def variant_of(reference_compat: bool) -> MethodVariant:
+    return RELEASED_CODE if reference_compat else PAPER
