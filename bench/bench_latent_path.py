@@ -34,9 +34,8 @@ SD_VAE = {"embed_dim": 4, "ddconfig": {
 def start_host(device: str):
     """ComfyUI in-process with the pack; returns the pack's module."""
     sys.path.append(str(REPO))
-    sys.path.append(str(REPO / "scripts"))
-    from headless import default_host
-    from in_process_host import loaded_pack, start_comfyui
+    from harness.headless import default_host
+    from harness.in_process_host import loaded_pack, start_comfyui
     start_comfyui(default_host(), cpu=device == "cpu")
     return loaded_pack(REPO)
 
@@ -80,7 +79,7 @@ def main() -> None:
     options = parser.parse_args()
     device = torch.device(options.device)
     pack = start_host(options.device)
-    from tiny_models import sd15_model, sd_vae
+    from harness.tiny_models import sd15_model, sd_vae
     adapter = pack.comfy_adapter
     from ssdiff_core.guidance import SelectiveGuidance
     from ssdiff_core.masks import selective_masks

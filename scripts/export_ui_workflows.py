@@ -28,10 +28,11 @@ from pathlib import Path
 import requests
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from chromium_cdp import Chromium, find_chromium, inspect_workflow, open_comfyui, SETUP_HINT  # noqa: E402
-from headless import ComfyServer, default_host  # noqa: E402
+from harness.chromium_cdp import SETUP_HINT, Chromium, find_chromium, inspect_workflow, open_comfyui  # noqa: E402
+from harness.headless import ComfyServer, default_host  # noqa: E402
+from harness.workflows import api_differences  # noqa: E402
 
 _PYPROJECT = (REPO / "pyproject.toml").read_text()
 PACK_ID = re.search(r'^name = "([^"]+)"', _PYPROJECT, re.M).group(1)
@@ -223,28 +224,6 @@ def saved_view(workflow: dict) -> dict:
         return view
     left, top, _, _ = graph_bounds(workflow)
     return {"scale": MIN_SCALE, "offset": [round(100 / MIN_SCALE - left, 1), round(140 / MIN_SCALE - top, 1)]}
-
-
-def api_differences(prompt: dict, api: dict) -> list[str]:
-    """How an API prompt made from a UI workflow (by the frontend or a converter) differs from the
-    shipped API file: nodes, class, _meta (the title) and each input."""
-    problems = []
-    for node_id in sorted(set(prompt) | set(api), key=int):
-        ours, theirs = prompt.get(node_id), api.get(node_id)
-        if ours is None or theirs is None:
-            problems.append(f"node {node_id}: only in {'the API file' if ours is None else 'the UI graph'}")
-            continue
-        if ours["class_type"] != theirs["class_type"]:
-            problems.append(f"node {node_id}: class_type {ours['class_type']} != {theirs['class_type']}")
-        if ours.get("_meta") != theirs.get("_meta"):
-            problems.append(f"node {node_id} ({theirs['class_type']}): _meta {ours.get('_meta')} != "
-                            f"{theirs.get('_meta')}")
-        for name in sorted(set(ours["inputs"]) | set(theirs["inputs"])):
-            if ours["inputs"].get(name, "<missing>") != theirs["inputs"].get(name, "<missing>"):
-                problems.append(f"node {node_id} ({theirs['class_type']}).{name}: UI gives "
-                                f"{ours['inputs'].get(name, '<missing>')!r}, API file has "
-                                f"{theirs['inputs'].get(name, '<missing>')!r}")
-    return problems
 
 
 def export(browser: Chromium, name: str, layout: dict, comfyui_version: str) -> dict:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -22,34 +21,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.append(str(REPO))
-sys.path.insert(0, str(REPO / "scripts"))
 
-from headless import MODEL_FOLDERS, ComfyServer, default_host  # noqa: E402
-from tiny_models import TINY_STAND_INS  # noqa: E402
-
-def output_path(path: Path, overwrite: bool, inputs: set[Path]) -> Path:
-    """`path`, or the first free `<stem>_<n><suffix>` beside it when `path` exists and may not be
-    replaced: an earlier output unless `overwrite`, one of the job's input images never."""
-    if not path.exists() or (overwrite and path.resolve() not in inputs):
-        return path
-    for index in range(1, 10000):
-        candidate = path.with_name(f"{path.stem}_{index}{path.suffix}")
-        if not candidate.exists():
-            return candidate
-    raise FileExistsError(path)
-
-
-def copy_atomically(source: Path, target: Path) -> None:
-    """Writes a temporary file beside the target, then renames it: no half-written image."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    os.close(handle)
-    try:
-        shutil.copyfile(source, temporary)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+from harness.headless import ComfyServer, default_host  # noqa: E402
+from harness.outputs import copy_atomically, output_path  # noqa: E402
+from harness.tiny_models import TINY_STAND_INS  # noqa: E402
+from models.files import MODEL_FOLDERS  # noqa: E402
 
 
 def missing_checkpoints(prompt: dict, roots: list[Path]) -> list[dict]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import os
 import shutil
 import socket
 import sys
@@ -21,19 +20,20 @@ GOLDEN = Path(__file__).resolve().parent / "fixtures" / "golden"
 HOST_PROBES = Path(__file__).resolve().parent / "host_probes"
 
 # The host first (its `nodes` module must win over this pack's `nodes` package), the repo last
-# (for `ssdiff_core` and `models` in tests that need no host), then the helpers.
+# (for `ssdiff_core`, `priors`, `models` in tests that need no host, and the `harness`), then the
+# tests' own helpers.
 sys.path.append(str(REPO))
 sys.path.append(str(Path(__file__).resolve().parent))
-sys.path.append(str(REPO / "scripts"))
 
-from headless import MODEL_FOLDERS, ComfyServer, default_host  # noqa: E402
+from harness.headless import ComfyServer, default_host  # noqa: E402
 
 HOST = default_host()
 sys.path.insert(0, str(HOST))
 
-from in_process_host import loaded_pack, start_comfyui  # noqa: E402
-from tiny_models import (save_cap_vstnet, save_codeformer, save_face_ddpm, save_face_parser,  # noqa: E402
-                         save_retinaface_mobile, save_scratch_detector, tiny_face_unet)
+from harness.in_process_host import loaded_pack, start_comfyui  # noqa: E402
+from harness.tiny_models import (save_cap_vstnet, save_codeformer, save_face_ddpm, save_face_parser,  # noqa: E402
+                                 save_retinaface_mobile, save_scratch_detector, tiny_face_unet)
+from models.files import MODEL_FOLDERS  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from chromium_cdp import (SETUP_HINT, Chromium, close_side_panel, find_chromium, inspect_workflow,
+from harness.chromium_cdp import (SETUP_HINT, Chromium, close_side_panel, find_chromium, inspect_workflow,
                           off_machine_responses, open_comfyui, open_error_details, show_whole_graph)
 from conftest import HOST, REPO
-from export_ui_workflows import api_differences
-from headless import ComfyServer
+from harness.workflows import api_differences
+from harness.headless import ComfyServer
 from test_workflows_ui import (SAMPLE, UI_WORKFLOWS, api_with_test_files, input_type, load_api, load_ui,
                                spec_options, widget_layout, with_test_files)
 

@@ -16,7 +16,7 @@ import torch
 from conftest import HOST
 from node_runner import execute
 from ssdiff_core import losses
-from tiny_models import sd15_model, sd_vae
+from harness.tiny_models import sd15_model, sd_vae
 
 MODULE_STATE_SOURCES = ("comfy/model_patcher.py", "comfy/ops.py")
 NETWORK_CONTENT = {"weight", "bias", "_full_precision_mm", "_full_precision_mm_config", "layout_type",

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from conftest import HOST, REPO, require_host
-from run_main_job import copy_atomically
+from harness.outputs import copy_atomically
 
 INVERT_WORKFLOW = {"1": {"class_type": "LoadImage", "inputs": {"image": "replaced by --image"}},
                    "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
@@ -73,7 +73,7 @@ def test_an_interrupted_copy_leaves_the_target_as_it_was_and_no_partial_file(tmp
         Path(to_path).write_bytes(Path(from_path).read_bytes()[:100])
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("run_main_job.shutil.copyfile", interrupted)
+    monkeypatch.setattr("harness.outputs.shutil.copyfile", interrupted)
     with pytest.raises(KeyboardInterrupt):
         copy_atomically(source, target)
     assert target.read_bytes() == b"earlier image"

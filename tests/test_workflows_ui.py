@@ -16,7 +16,7 @@ import requests
 from PIL import Image
 
 from conftest import REPO
-from export_ui_workflows import api_differences
+from harness.workflows import api_differences
 from test_server import TEST_FILES
 
 WORKFLOWS = REPO / "workflows"

@@ -1,5 +1,5 @@
 """The prior networks as nodes in the real host, loading tiny random networks of the real
-architectures saved as their published files are (tests/conftest.py, scripts/tiny_models.py)."""
+architectures saved as their published files are (tests/conftest.py, harness/tiny_models.py)."""
 from __future__ import annotations
 
 import pytest

@@ -112,7 +112,7 @@ def test_model_name_out_of_the_folder_is_refused(server, models_root, name):
 @pytest.mark.parametrize("layout", ["checkpoint", "unet_only"])
 def test_stable_diffusion_file_given_to_the_face_diffusion_loader_is_refused(server, comfy, models_root, layout):
     from safetensors.torch import save_file
-    from tiny_models import sd15_model
+    from harness.tiny_models import sd15_model
 
     unet = sd15_model().model.diffusion_model.state_dict()
     prefix = "model.diffusion_model." if layout == "checkpoint" else ""

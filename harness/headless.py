@@ -13,13 +13,7 @@ from pathlib import Path
 
 import requests
 
-
-
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.append(str(REPO))  # the pack's pure modules (models/files.py), without ComfyUI
-
-from models.files import MODEL_FOLDERS  # noqa: E402  (re-exported for the scripts and tests)
 
 
 def default_host() -> Path:
