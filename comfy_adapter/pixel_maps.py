@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import weakref
+from typing import Literal
 
 import torch
 
@@ -15,13 +16,15 @@ from ..ssdiff_core.pixel_space import IdentityMap, LinearRGBMap, PixelMap, ToPix
 from .face_model import FacePixelFormat
 
 
-LATENT_GUIDANCE = {
+LatentGuidance = Literal["vae_decoder", "vae_decoder_bf16", "latent_rgb_approximation"]
+LATENT_GUIDANCE: dict[LatentGuidance, torch.dtype | None] = {
     "vae_decoder": None,
     "vae_decoder_bf16": torch.bfloat16,
     "latent_rgb_approximation": None,
 }
 """How a latent model's x0 reaches the pixel losses: through the VAE decoder (exact; memory for
-its activations, halved in bf16) or the latent -> RGB preview factors (fast, no VAE, approximate)."""
+its activations, halved in bf16) or the latent -> RGB preview factors (fast, no VAE, approximate);
+the decoder's dtype for each (None: float32)."""
 
 
 def is_pixel_model(base_model: comfy.model_base.BaseModel) -> bool:
@@ -95,7 +98,7 @@ class VaeDecoderMap:
 
 
 def pixel_map_for(base_model: comfy.model_base.BaseModel, vae: comfy.sd.VAE | None,
-                  latent_guidance: str) -> tuple[PixelMap, bool]:
+                  latent_guidance: LatentGuidance) -> tuple[PixelMap, bool]:
     """(pixel map, clamp x0 to [-1, 1]) for the model being sampled."""
     if is_pixel_model(base_model):
         return IdentityMap(), True

@@ -3,7 +3,7 @@ correct, and one-stop sampling with ComfyUI's progress bar, previews and Cancel.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Literal
 
 import torch
 
@@ -19,7 +19,7 @@ import latent_preview
 from ..ssdiff_core.sampler import Guidance, ItemNoise, StepFunction, sample_ssdiff
 from ..ssdiff_core.schedule import respaced_sigmas
 from .face_model import empty_conditioning, schedule_sigmas
-from .pixel_maps import LATENT_GUIDANCE, is_pixel_model, pixel_map_for, vae_scale
+from .pixel_maps import LATENT_GUIDANCE, LatentGuidance, is_pixel_model, pixel_map_for, vae_scale
 
 
 def compute_device() -> torch.device:
@@ -31,14 +31,17 @@ def check_interrupt() -> None:
     comfy.model_management.throw_exception_if_processing_interrupted()
 
 
-LEARNED_VARIANCE_DDPM = "ddpm_learned_variance"
-SINGLE_STEP_SAMPLERS = ("euler", "euler_ancestral", "heun", "dpm_2", "dpm_2_ancestral", "dpmpp_2s_ancestral")
+BaseSampler = Literal["ddpm_learned_variance", "euler", "euler_ancestral", "heun", "dpm_2", "dpm_2_ancestral",
+                      "dpmpp_2s_ancestral"]
+LEARNED_VARIANCE_DDPM: BaseSampler = "ddpm_learned_variance"
+SINGLE_STEP_SAMPLERS: tuple[BaseSampler, ...] = ("euler", "euler_ancestral", "heun", "dpm_2", "dpm_2_ancestral",
+                                                 "dpmpp_2s_ancestral")
 """ComfyUI samplers that need no state across steps: the guidance correction can follow each of
 their steps. Multistep samplers (dpmpp_2m, lms, ...) would lose their history."""
-BASE_SAMPLERS = (LEARNED_VARIANCE_DDPM, *SINGLE_STEP_SAMPLERS)
+BASE_SAMPLERS: tuple[BaseSampler, ...] = (LEARNED_VARIANCE_DDPM, *SINGLE_STEP_SAMPLERS)
 
 
-def base_step(name: str) -> StepFunction | None:
+def base_step(name: BaseSampler) -> StepFunction | None:
     """One step of a ComfyUI sampler between two noise levels; None for SSDiff's own DDPM step."""
     if name == LEARNED_VARIANCE_DDPM:
         return None
@@ -54,8 +57,8 @@ def base_step(name: str) -> StepFunction | None:
 
 
 def _host_sampler_function(model, x, sigmas, extra_args=None, callback=None, disable=None,
-                           guidance: Guidance | None = None, base_sampler: str = LEARNED_VARIANCE_DDPM,
-                           vae: comfy.sd.VAE | None = None, latent_guidance: str = "vae_decoder",
+                           guidance: Guidance | None = None, base_sampler: BaseSampler = LEARNED_VARIANCE_DDPM,
+                           vae: comfy.sd.VAE | None = None, latent_guidance: LatentGuidance = "vae_decoder",
                            step_noise: ItemNoise | None = None):
     base_model = model.inner_model.inner_model
     pixel_map, clamp_x0 = pixel_map_for(base_model, vae, latent_guidance)
@@ -73,8 +76,8 @@ def _host_sampler_function(model, x, sigmas, extra_args=None, callback=None, dis
             "'latent_rgb_approximation' for latent models, or ComfyUI's --lowvram") from error
 
 
-def guided_sampler(guidance: Guidance, base_sampler: str = LEARNED_VARIANCE_DDPM, vae: comfy.sd.VAE | None = None,
-                   latent_guidance: str = "vae_decoder") -> comfy.samplers.KSAMPLER:
+def guided_sampler(guidance: Guidance, base_sampler: BaseSampler = LEARNED_VARIANCE_DDPM, vae: comfy.sd.VAE | None = None,
+                   latent_guidance: LatentGuidance = "vae_decoder") -> comfy.samplers.KSAMPLER:
     """A SAMPLER for SamplerCustom / SamplerCustomAdvanced that runs SSDiff's guided steps on top
     of SSDiff's learned-variance DDPM step or of a single-step ComfyUI sampler. With a latent
     model, `vae` and `latent_guidance` say how x0 reaches the pixel losses."""
@@ -103,9 +106,9 @@ class Conditioning:
 
 
 def sample_guided(model: comfy.model_patcher.ModelPatcher, guidance: Guidance, image_shape: tuple[int, ...],
-                  seed: int, steps: int, base_sampler: str = LEARNED_VARIANCE_DDPM,
+                  seed: int, steps: int, base_sampler: BaseSampler = LEARNED_VARIANCE_DDPM,
                   conditioning: Conditioning = Conditioning(), vae: comfy.sd.VAE | None = None,
-                  latent_guidance: str = "vae_decoder") -> torch.Tensor:
+                  latent_guidance: LatentGuidance = "vae_decoder") -> torch.Tensor:
     """Samples images of `image_shape` (B x 3 x H x W) from pure noise over `steps` respaced DDPM
     steps; item i of the batch uses seed + i. Returns B x 3 x H x W in [-1, 1]. A latent model
     samples latents (decoded by `vae`) under the given conditioning."""
@@ -135,9 +138,9 @@ def sample_guided(model: comfy.model_patcher.ModelPatcher, guidance: Guidance, i
 
 
 def sample_face(model: comfy.model_patcher.ModelPatcher, guidance_at: Callable[[int], Guidance], batch: int,
-                size: tuple[int, int], seed: int, steps: int, base_sampler: str = LEARNED_VARIANCE_DDPM,
+                size: tuple[int, int], seed: int, steps: int, base_sampler: BaseSampler = LEARNED_VARIANCE_DDPM,
                 conditioning: Conditioning = Conditioning(), vae: comfy.sd.VAE | None = None,
-                latent_guidance: str = "vae_decoder") -> torch.Tensor:
+                latent_guidance: LatentGuidance = "vae_decoder") -> torch.Tensor:
     """One-stop sampling of `batch` faces of `size` (height, width): the guidance is built padded
     to the model's multiple (`guidance_at(multiple)`), sampled, and cropped back to `size`.
     Returns B x 3 x H x W in [-1, 1]."""

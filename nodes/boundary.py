@@ -1,5 +1,6 @@
-"""Conversions at the node boundary: ComfyUI's IMAGE (B x H x W x C, 0..1) and MASK (B x H x W)
-to the core's B x C x H x W tensors in [-1, 1], plus size matching and padding."""
+"""Conversions at the node boundary, used by every node: ComfyUI's IMAGE (B x H x W x C, 0..1) and
+MASK (B x H x W), checked for invalid values, to the method's B x C x H x W tensors in [-1, 1] or
+the priors' in [0, 1], and back; plus size matching and padding."""
 from __future__ import annotations
 
 import logging
@@ -31,6 +32,23 @@ def image_to_model(image: torch.Tensor, name: str = "image") -> torch.Tensor:
                          f"{tuple(image.shape)}")
     require_finite(image, name)
     return rgb_channels(image).float().clamp(0, 1).movedim(-1, 1) * 2 - 1
+
+
+def image_to_rgb(image: torch.Tensor, name: str = "image") -> torch.Tensor:
+    """IMAGE -> B x 3 x H x W in [0, 1], the priors' convention. Grayscale is copied to RGB, alpha
+    is dropped."""
+    require_finite(image, name)
+    return rgb_channels(image).movedim(-1, 1).float()
+
+
+def channels_first(image: torch.Tensor) -> torch.Tensor:
+    """IMAGE -> B x C x H x W in [0, 1] with all its channels (alpha kept)."""
+    return image.movedim(-1, 1)
+
+
+def rgb_to_image(x: torch.Tensor) -> torch.Tensor:
+    """B x C x H x W in [0, 1] -> IMAGE."""
+    return x.movedim(1, -1).contiguous()
 
 
 def model_to_image(x: torch.Tensor) -> torch.Tensor:

@@ -67,13 +67,12 @@ class SSDiffFaceCrop(io.ComfyNode):
     @classmethod
     def execute(cls, detector, image: torch.Tensor, crop_size: int, selection: str, index: int,
                 min_eye_distance: float, confidence: float, mask: torch.Tensor | None = None) -> io.NodeOutput:
-        boundary.require_finite(image, "image")
+        photos = boundary.image_to_rgb(image, "image")
         if mask is not None:
             boundary.require_finite(mask, "mask")
-        photos = boundary.rgb_channels(image).movedim(-1, 1)
         faces, masks, info = crop_faces(detector, photos, crop_size, selection, index, min_eye_distance,
                                         confidence, mask, sampling.check_interrupt)
-        return io.NodeOutput(faces.movedim(1, -1).contiguous(), masks, info)
+        return io.NodeOutput(boundary.rgb_to_image(faces), masks, info)
 
 
 class SSDiffFacePaste(io.ComfyNode):
@@ -95,5 +94,5 @@ class SSDiffFacePaste(io.ComfyNode):
     def execute(cls, image: torch.Tensor, faces: torch.Tensor, face_info) -> io.NodeOutput:
         if face_info.faces:  # without any, the photos pass through whatever `faces` holds
             boundary.require_finite(faces, "faces")
-        pasted = paste_faces(image.movedim(-1, 1), faces.movedim(-1, 1), face_info)
-        return io.NodeOutput(pasted.movedim(1, -1).contiguous())
+        pasted = paste_faces(boundary.channels_first(image), boundary.channels_first(faces), face_info)
+        return io.NodeOutput(boundary.rgb_to_image(pasted))

@@ -53,7 +53,6 @@ class SSDiffCoarseRestore(io.ComfyNode):
 
     @classmethod
     def execute(cls, restorer: face_restorers.FaceRestorer, image: torch.Tensor, fidelity: float) -> io.NodeOutput:
-        rgb = boundary.rgb_channels(image)
-        restored = coarse_restore(restorer.network, restorer.architecture, rgb.movedim(-1, 1).float(),
+        restored = coarse_restore(restorer.network, restorer.architecture, boundary.image_to_rgb(image, "image"),
                                   fidelity, sampling.check_interrupt)
-        return io.NodeOutput(restored.movedim(1, -1).contiguous())
+        return io.NodeOutput(boundary.rgb_to_image(restored))

@@ -61,9 +61,7 @@ class SSDiffScratchMask(io.ComfyNode):
     @classmethod
     def execute(cls, detector, image: torch.Tensor, threshold: float, dilation: int, resize_mode: str,
                 add_mask: torch.Tensor | None = None, erase_mask: torch.Tensor | None = None) -> io.NodeOutput:
-        boundary.require_finite(image, "image")
-        rgb = boundary.rgb_channels(image)
-        probability = detect_scratch_probability(detector, rgb.movedim(-1, 1).float(), resize_mode,
+        probability = detect_scratch_probability(detector, boundary.image_to_rgb(image, "image"), resize_mode,
                                                  sampling.check_interrupt)
         mask = scratch_mask(probability, threshold, dilation, add_mask, erase_mask)
         return io.NodeOutput(mask[:, 0], probability[:, 0])

@@ -7,6 +7,7 @@ Written anew: the helper is stateful and loads two networks it may not need.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -58,7 +59,10 @@ def faces_from_detections(detections: np.ndarray) -> list[DetectedFace]:
     return sorted(faces, key=lambda face: face.area, reverse=True)
 
 
-def select_faces(faces: list[DetectedFace], mode: str, index: int = 0,
+FaceSelection = Literal["largest", "all", "index"]
+
+
+def select_faces(faces: list[DetectedFace], mode: FaceSelection, index: int = 0,
                  min_eye_distance: float = 0.0) -> list[DetectedFace]:
     """mode 'largest', 'all' or 'index' (into the faces ordered largest first), after dropping
     faces whose eyes are closer than `min_eye_distance` px."""

@@ -9,12 +9,12 @@ import cv2
 import numpy as np
 import torch
 
-from .alignment import (AlignedFace, FaceInfo, alignment_affine, letterbox, paste_face, select_faces,
-                        warp_face)
+from .alignment import (AlignedFace, FaceInfo, FaceSelection, alignment_affine, letterbox, paste_face,
+                        select_faces, warp_face)
 from .face_detection import detect_faces
 
 
-def crop_faces(detector, photos: torch.Tensor, crop_size: int = 512, selection: str = "largest",
+def crop_faces(detector, photos: torch.Tensor, crop_size: int = 512, selection: FaceSelection = "largest",
                index: int = 0, min_eye_distance: float = 0.0, confidence: float = 0.97,
                masks: torch.Tensor | None = None,
                check_interrupt: Callable[[], None] | None = None) -> tuple[torch.Tensor, torch.Tensor, FaceInfo]:

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Literal
 
 import torch
 import torch.nn.functional as F
@@ -29,11 +29,15 @@ PREVIEW_COLOURS = torch.tensor([
 """One colour per CelebAMask-HQ label, for the preview image."""
 
 
+ParserBackend = Literal["parsenet", "bisenet_facexlib", "bisenet_resnet"]
+"""facexlib's ParseNet and BiSeNet, yakhyo/face-parsing's ResNet BiSeNet."""
+
+
 @dataclass
 class FaceParser:
-    """A parsing network and its backend name ('parsenet', 'bisenet_facexlib', 'bisenet_resnet')."""
+    """A parsing network and which of the backends it is."""
     network: torch.nn.Module
-    backend: str
+    backend: ParserBackend
 
     @property
     def device(self) -> torch.device:

@@ -10,6 +10,7 @@ input size (nearest), and thresholding is left to `scratch_mask`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 import numpy as np
 import torch
@@ -17,7 +18,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-RESIZE_MODES = ("full_size", "scale_256")
+ResizeMode = Literal["full_size", "scale_256"]
+RESIZE_MODES: tuple[ResizeMode, ...] = ("full_size", "scale_256")
 NETWORK_SHORT_SIDE = 256
 DEFAULT_THRESHOLD = 0.4
 _MULTIPLE = 16
@@ -28,7 +30,7 @@ def _round_to_multiple(length: float) -> int:
     return max(_MULTIPLE, int(round(length / _MULTIPLE) * _MULTIPLE))
 
 
-def working_size(height: int, width: int, resize_mode: str = "full_size") -> tuple[int, int]:
+def working_size(height: int, width: int, resize_mode: ResizeMode = "full_size") -> tuple[int, int]:
     """(height, width) of BOPBTL's resized input: `full_size` rounds each side to the nearest
     multiple of 16, `scale_256` makes the short side 256 and rounds the long one. Never below 16
     (BOPBTL would produce 0 for sides under 8 px)."""
@@ -78,7 +80,7 @@ def _working_grayscale(rgb: torch.Tensor, size: tuple[int, int]) -> torch.Tensor
 
 @torch.no_grad()
 def detect_scratch_probability(network: nn.Module, image: torch.Tensor,
-                               resize_mode: str = "full_size",
+                               resize_mode: ResizeMode = "full_size",
                                check_interrupt: Callable[[], None] | None = None) -> torch.Tensor:
     """Per-pixel scratch probability, B x 1 x H x W in [0, 1] on the image's device, for a
     B x 3 x H x W RGB image in [0, 1] of any size.

@@ -131,3 +131,20 @@ def test_non_finite_image_is_refused_by_scratch_mask_and_face_crop(server):
             "4": save(["3", 0])}
     assert "image contains 5 NaN or infinite values" in execution_error(server, crop)
     assert_still_serves(server)
+
+
+def test_non_finite_image_is_refused_by_face_parse_and_coarse_restore(server):
+    name = write_image(server, random_rgb(32, 32))
+    parse = {"1": {"class_type": "SSDiffFaceParserLoader", "inputs": {"model_name": "resnet34.pt"}},
+             "2": load_image(name), "8": spoiled(["2", 0], "nan"),
+             "3": {"class_type": "SSDiffFaceParse",
+                   "inputs": {"parser": ["1", 0], "image": ["8", 0], "regions": "face", "reference_compat": False}},
+             "4": save(["3", 2])}
+    assert "image contains 5 NaN or infinite values" in execution_error(server, parse)
+    restore = {"1": {"class_type": "SSDiffFaceRestorerLoader", "inputs": {"model_name": "codeformer.pth"}},
+               "2": load_image(name), "8": spoiled(["2", 0], "-inf"),
+               "3": {"class_type": "SSDiffCoarseRestore",
+                     "inputs": {"restorer": ["1", 0], "image": ["8", 0], "fidelity": 0.5}},
+               "4": save(["3", 0])}
+    assert "image contains 5 NaN or infinite values" in execution_error(server, restore)
+    assert_still_serves(server)
