@@ -29,9 +29,10 @@ class SSDiffPseudoReference(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, image: torch.Tensor, seed: int, steps: int, base_sampler: str, latent_guidance: str,
-                cfg: float, vae=None, positive=None, negative=None, **guidance_options) -> io.NodeOutput:
+                cfg: float, vae=None, positive=None, negative=None, **stage_options) -> io.NodeOutput:
+        stage = stage_guidance.PseudoReferenceInputs(image=image, **stage_options)
         restored = sampling.sample_face(
-            model, lambda multiple: stage_guidance.pseudo_reference_guidance(image, pad_multiple=multiple, **guidance_options),
+            model, stage.guidance,
             image.shape[0], tuple(image.shape[1:3]), seed, steps, base_sampler,
             sampling.Conditioning(positive, negative, cfg), vae, latent_guidance)
         return io.NodeOutput(boundary.model_to_image(restored))
@@ -56,6 +57,6 @@ class SSDiffPseudoReferenceSampler(io.ComfyNode):
         return stage_inputs.validate_repeat_window(s_start, s_end)
 
     @classmethod
-    def execute(cls, base_sampler: str, latent_guidance: str, vae=None, **guidance_options) -> io.NodeOutput:
-        guidance = stage_guidance.pseudo_reference_guidance(**guidance_options)
+    def execute(cls, base_sampler: str, latent_guidance: str, vae=None, **stage_options) -> io.NodeOutput:
+        guidance = stage_guidance.PseudoReferenceInputs(**stage_options).guidance()
         return io.NodeOutput(sampling.guided_sampler(guidance, base_sampler, vae, latent_guidance))

@@ -1,10 +1,13 @@
-"""The stage nodes' inputs (IMAGE, MASK, parsing) as the method's guidance descriptions: B x C x H x W
-tensors at the degraded face's size, padded to the model's multiple."""
+"""Each stage's own node inputs as one dataclass (its fields are the names stage_inputs declares,
+a test holds the two together), and their conversion into the method's guidance description:
+B x C x H x W tensors at the degraded face's size, padded to the model's multiple."""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
-from ..ssdiff_core.colour_transfer import masked_mean_std_transfer
+from ..ssdiff_core.colour_transfer import ColourTransfer, masked_mean_std_transfer
 from ..ssdiff_core.guidance import PseudoReferenceGuidance, SelectiveGuidance
 from ..ssdiff_core.masks import selective_masks
 from ..ssdiff_core.schedule import RepeatWindow
@@ -18,46 +21,73 @@ def _scratch(scratch_mask: torch.Tensor | None, like: torch.Tensor) -> torch.Ten
     return boundary.match_size(boundary.mask_to_model(scratch_mask, "scratch_mask"), like.shape[-2:], "scratch_mask")
 
 
-def pseudo_reference_guidance(image: torch.Tensor, scale: float, repeats: int, s_start: float,
-                              s_end: float, reference_compat: bool,
-                              scratch_mask: torch.Tensor | None = None,
-                              pad_multiple: int = 1) -> PseudoReferenceGuidance:
-    degraded = boundary.image_to_model(image, "image")
-    scratch = _scratch(scratch_mask, degraded)
-    return PseudoReferenceGuidance(
-        degraded=boundary.pad_to_multiple(degraded, pad_multiple),
-        scratch=boundary.pad_to_multiple(scratch, pad_multiple),
-        scale=scale, repeat=RepeatWindow(repeats, s_start, s_end), variant=variant_of(reference_compat))
+@dataclass(frozen=True)
+class PseudoReferenceInputs:
+    """Stage 1's inputs, as stage_inputs.pseudo_reference_inputs() declares them."""
+    image: torch.Tensor
+    scale: float
+    repeats: int
+    s_start: float
+    s_end: float
+    reference_compat: bool
+    scratch_mask: torch.Tensor | None = None
+
+    def guidance(self, pad_multiple: int = 1) -> PseudoReferenceGuidance:
+        degraded = boundary.image_to_model(self.image, "image")
+        scratch = _scratch(self.scratch_mask, degraded)
+        return PseudoReferenceGuidance(
+            degraded=boundary.pad_to_multiple(degraded, pad_multiple),
+            scratch=boundary.pad_to_multiple(scratch, pad_multiple),
+            scale=self.scale, repeat=RepeatWindow(self.repeats, self.s_start, self.s_end),
+            variant=variant_of(self.reference_compat))
 
 
-def selective_guidance(image: torch.Tensor, coarse_restoration: torch.Tensor,
-                       pseudo_reference: torch.Tensor, t1: float, scale: float,
-                       structure_weight: float, reference_weight: float, colour_weight: float,
-                       repeats: int, s_start: float, s_end: float, reference_compat: bool,
-                       scratch_mask: torch.Tensor | None = None, parsing: torch.Tensor | None = None,
-                       colour_reference: torch.Tensor | None = None, colour_transfer=None,
-                       colour_region: torch.Tensor | None = None, pad_multiple: int = 1) -> SelectiveGuidance:
-    degraded = boundary.image_to_model(image, "image")
-    size = degraded.shape[-2:]
+@dataclass(frozen=True)
+class SelectiveInputs:
+    """Stage 2's inputs, as stage_inputs.selective_inputs() declares them."""
+    image: torch.Tensor
+    coarse_restoration: torch.Tensor
+    pseudo_reference: torch.Tensor
+    t1: float
+    scale: float
+    structure_weight: float
+    reference_weight: float
+    colour_weight: float
+    repeats: int
+    s_start: float
+    s_end: float
+    reference_compat: bool
+    scratch_mask: torch.Tensor | None = None
+    parsing: torch.Tensor | None = None
+    colour_reference: torch.Tensor | None = None
+    colour_transfer: ColourTransfer | None = None
+    colour_region: torch.Tensor | None = None
 
-    def face_image(value: torch.Tensor, name: str) -> torch.Tensor:
-        return boundary.pad_to_multiple(boundary.match_size(boundary.image_to_model(value, name), size, name),
-                                      pad_multiple)
+    def guidance(self, pad_multiple: int = 1) -> SelectiveGuidance:
+        degraded = boundary.image_to_model(self.image, "image")
+        size = degraded.shape[-2:]
 
-    labels = None
-    if parsing is not None:
-        labels = boundary.match_size(parsing.unsqueeze(1), size, "parsing", mode="nearest")
-        labels = boundary.pad_to_multiple(labels, pad_multiple)[:, 0]
-    scratch = boundary.pad_to_multiple(_scratch(scratch_mask, degraded), pad_multiple)
-    return SelectiveGuidance(
-        coarse=face_image(coarse_restoration, "coarse_restoration"),
-        pseudo_reference=face_image(pseudo_reference, "pseudo_reference"),
-        masks=selective_masks(scratch, labels),
-        colour_reference=None if colour_reference is None else face_image(colour_reference, "colour_reference"),
-        colour_transfer=colour_transfer or masked_mean_std_transfer,
-        colour_region=None if colour_region is None else boundary.pad_to_multiple(
-            boundary.match_size(boundary.mask_to_model(colour_region, "colour_region"), size, "colour_region"),
-            pad_multiple) > 0.5,
-        t1=t1, scale=scale, structure_weight=structure_weight, reference_weight=reference_weight,
-        colour_weight=colour_weight, repeat=RepeatWindow(repeats, s_start, s_end),
-        variant=variant_of(reference_compat))
+        def face_image(value: torch.Tensor, name: str) -> torch.Tensor:
+            return boundary.pad_to_multiple(boundary.match_size(boundary.image_to_model(value, name), size, name),
+                                            pad_multiple)
+
+        labels = None
+        if self.parsing is not None:
+            labels = boundary.match_size(self.parsing.unsqueeze(1), size, "parsing", mode="nearest")
+            labels = boundary.pad_to_multiple(labels, pad_multiple)[:, 0]
+        scratch = boundary.pad_to_multiple(_scratch(self.scratch_mask, degraded), pad_multiple)
+        colour_region = None
+        if self.colour_region is not None:
+            colour_region = boundary.pad_to_multiple(boundary.match_size(
+                boundary.mask_to_model(self.colour_region, "colour_region"), size, "colour_region"), pad_multiple) > 0.5
+        return SelectiveGuidance(
+            coarse=face_image(self.coarse_restoration, "coarse_restoration"),
+            pseudo_reference=face_image(self.pseudo_reference, "pseudo_reference"),
+            masks=selective_masks(scratch, labels),
+            colour_reference=None if self.colour_reference is None else face_image(self.colour_reference,
+                                                                                    "colour_reference"),
+            colour_transfer=self.colour_transfer or masked_mean_std_transfer,
+            colour_region=colour_region,
+            t1=self.t1, scale=self.scale, structure_weight=self.structure_weight,
+            reference_weight=self.reference_weight, colour_weight=self.colour_weight,
+            repeat=RepeatWindow(self.repeats, self.s_start, self.s_end), variant=variant_of(self.reference_compat))

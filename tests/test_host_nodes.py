@@ -190,3 +190,12 @@ def test_any_size_grayscale_and_rgba_come_back_at_their_size(comfy, face_model, 
 def test_label_map_refuses_a_colour_preview(comfy):
     with pytest.raises(ValueError, match="CelebAMask-HQ ids run from 0 to 18"):
         execute(comfy, "SSDiffLabelMapToParsing", label_map=torch.full((1, 8, 8, 3), 0.5))
+
+
+@pytest.mark.parametrize("declare, inputs_class", [("pseudo_reference_inputs", "PseudoReferenceInputs"),
+                                                    ("selective_inputs", "SelectiveInputs")])
+def test_each_stages_declared_inputs_are_the_fields_of_its_inputs_dataclass(pack, declare, inputs_class):
+    declared = {spec.id for spec in getattr(pack.nodes.stage_inputs, declare)()}
+    fields = {field.name for field in dataclasses.fields(getattr(pack.nodes.stage_guidance, inputs_class))}
+    sampler_inputs = {"base_sampler", "latent_guidance", "vae"}  # how to sample, not what guides
+    assert declared - sampler_inputs == fields
