@@ -30,8 +30,7 @@ def image_to_model(image: torch.Tensor, name: str = "image") -> torch.Tensor:
     if image.ndim != 4 or image.shape[-1] not in (1, 3, 4):
         raise ValueError(f"{name} must be an IMAGE (B x H x W x 1, 3 or 4 channels), got shape "
                          f"{tuple(image.shape)}")
-    require_finite(image, name)
-    return rgb_channels(image).float().clamp(0, 1).movedim(-1, 1) * 2 - 1
+    return image_to_rgb(image, name).clamp(0, 1) * 2 - 1
 
 
 def image_to_rgb(image: torch.Tensor, name: str = "image") -> torch.Tensor:
@@ -46,7 +45,7 @@ def channels_first(image: torch.Tensor) -> torch.Tensor:
     return image.movedim(-1, 1)
 
 
-def rgb_to_image(x: torch.Tensor) -> torch.Tensor:
+def channels_last(x: torch.Tensor) -> torch.Tensor:
     """B x C x H x W in [0, 1] -> IMAGE."""
     return x.movedim(1, -1).contiguous()
 

@@ -72,7 +72,7 @@ class SSDiffFaceCrop(io.ComfyNode):
             boundary.require_finite(mask, "mask")
         faces, masks, info = crop_faces(detector, photos, crop_size, selection, index, min_eye_distance,
                                         confidence, mask, sampling.check_interrupt)
-        return io.NodeOutput(boundary.rgb_to_image(faces), masks, info)
+        return io.NodeOutput(boundary.channels_last(faces), masks, info)
 
 
 class SSDiffFacePaste(io.ComfyNode):
@@ -95,4 +95,4 @@ class SSDiffFacePaste(io.ComfyNode):
         if face_info.faces:  # without any, the photos pass through whatever `faces` holds
             boundary.require_finite(faces, "faces")
         pasted = paste_faces(boundary.channels_first(image), boundary.channels_first(faces), face_info)
-        return io.NodeOutput(boundary.rgb_to_image(pasted))
+        return io.NodeOutput(boundary.channels_last(pasted))

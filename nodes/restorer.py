@@ -55,4 +55,4 @@ class SSDiffCoarseRestore(io.ComfyNode):
     def execute(cls, restorer: face_restorers.FaceRestorer, image: torch.Tensor, fidelity: float) -> io.NodeOutput:
         restored = coarse_restore(restorer.network, restorer.architecture, boundary.image_to_rgb(image, "image"),
                                   fidelity, sampling.check_interrupt)
-        return io.NodeOutput(boundary.rgb_to_image(restored))
+        return io.NodeOutput(boundary.channels_last(restored))

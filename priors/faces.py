@@ -14,6 +14,11 @@ from .alignment import (AlignedFace, FaceInfo, FaceSelection, alignment_affine, 
 from .face_detection import detect_faces
 
 
+def _channels_last_array(image: torch.Tensor) -> np.ndarray:
+    """C x H x W -> an H x W x C float32 array, as OpenCV and RetinaFace take images."""
+    return image.movedim(0, -1).float().cpu().numpy()
+
+
 def crop_faces(detector, photos: torch.Tensor, crop_size: int = 512, selection: FaceSelection = "largest",
                index: int = 0, min_eye_distance: float = 0.0, confidence: float = 0.97,
                masks: torch.Tensor | None = None,
@@ -31,7 +36,7 @@ def crop_faces(detector, photos: torch.Tensor, crop_size: int = 512, selection: 
     for image_index, photo in enumerate(photos):
         if check_interrupt is not None:
             check_interrupt()
-        rgb = photo.movedim(0, -1).float().cpu().numpy()
+        rgb = _channels_last_array(photo)
         rgb_photos.append(rgb)
         mask = None if masks is None else masks[min(image_index, masks.shape[0] - 1)].float().cpu().numpy()
         if mask is not None and mask.shape != rgb.shape[:2]:
@@ -71,9 +76,9 @@ def paste_faces(photos: torch.Tensor, faces: torch.Tensor, info: FaceInfo) -> to
                          "connect the faces that came from the same FaceCrop, in order")
     if photos.shape[0] != len(info.image_sizes):
         raise ValueError(f"FacePaste got {photos.shape[0]} photos, FaceCrop saw {len(info.image_sizes)}")
-    pasted = [photo.movedim(0, -1).float().cpu().numpy() for photo in photos]
+    pasted = [_channels_last_array(photo) for photo in photos]
     for crop, entry in zip(faces, info.faces):
-        face = crop[:3].movedim(0, -1).float().cpu().numpy()
+        face = _channels_last_array(crop[:3])
         if pasted[entry.image_index].shape[-1] == 1:
             face = face.mean(axis=-1, keepdims=True)
         if face.shape[:2] != (info.crop_size, info.crop_size):
