@@ -88,9 +88,9 @@ class VaeDecoderMap:
         return decoder
 
     def prepare(self, sample: torch.Tensor) -> ToPixels:
-        with torch.inference_mode(False):
-            decoder = self._decoder().to(device=sample.device, dtype=self.dtype or torch.float32)
         dtype = self.dtype or torch.float32
+        with torch.inference_mode(False):
+            decoder = self._decoder().to(device=sample.device, dtype=dtype)
 
         def to_pixels(x0: torch.Tensor) -> torch.Tensor:
             return decoder.decode(self.latent_format.process_out(x0).to(dtype)).float()
