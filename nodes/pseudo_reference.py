@@ -5,7 +5,7 @@ import torch
 from comfy_api.latest import io
 
 from ..comfy_adapter import sampling
-from . import boundary, stage_guidance, stage_inputs
+from . import stage_guidance, stage_inputs
 
 
 class SSDiffPseudoReference(io.ComfyNode):
@@ -31,11 +31,9 @@ class SSDiffPseudoReference(io.ComfyNode):
     def execute(cls, model, image: torch.Tensor, seed: int, steps: int, base_sampler: str, latent_guidance: str,
                 cfg: float, vae=None, positive=None, negative=None, **stage_options) -> io.NodeOutput:
         stage = stage_guidance.PseudoReferenceInputs(image=image, **stage_options)
-        restored = sampling.sample_face(
-            model, stage.guidance,
-            image.shape[0], tuple(image.shape[1:3]), seed, steps, base_sampler,
-            sampling.Conditioning(positive, negative, cfg), vae, latent_guidance)
-        return io.NodeOutput(boundary.model_to_image(restored))
+        return io.NodeOutput(stage_guidance.sample_stage(
+            model, stage, seed, steps, base_sampler, sampling.Conditioning(positive, negative, cfg), vae,
+            latent_guidance))
 
 
 class SSDiffPseudoReferenceSampler(io.ComfyNode):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..comfy_adapter import sampling
 from ..ssdiff_core.colour_transfer import ColourTransfer, masked_mean_std_transfer
 from ..ssdiff_core.guidance import PseudoReferenceGuidance, SelectiveGuidance
 from ..ssdiff_core.masks import selective_masks
@@ -91,3 +92,12 @@ class SelectiveInputs:
             t1=self.t1, scale=self.scale, structure_weight=self.structure_weight,
             reference_weight=self.reference_weight, colour_weight=self.colour_weight,
             repeat=RepeatWindow(self.repeats, self.s_start, self.s_end), variant=variant_of(self.reference_compat))
+
+
+def sample_stage(model, stage: PseudoReferenceInputs | SelectiveInputs, seed: int, steps: int,
+                 base_sampler: sampling.BaseSampler, conditioning: sampling.Conditioning, vae=None,
+                 latent_guidance: sampling.LatentGuidance = "vae_decoder") -> torch.Tensor:
+    """What a stage's one-stop node returns: the stage sampled at its image's size, as an IMAGE."""
+    restored = sampling.sample_face(model, stage.guidance, stage.image.shape[0], tuple(stage.image.shape[1:3]),
+                                    seed, steps, base_sampler, conditioning, vae, latent_guidance)
+    return boundary.model_to_image(restored)
