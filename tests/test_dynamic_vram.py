@@ -15,7 +15,7 @@ import torch
 
 from conftest import HOST
 from node_runner import execute
-from ssdiff_core import losses
+from test_latent_path import decode_with_gradient
 from harness.tiny_models import sd15_model, sd_vae
 
 MODULE_STATE_SOURCES = ("comfy/model_patcher.py", "comfy/ops.py")
@@ -68,27 +68,15 @@ def with_dynamic_vram_state(network: torch.nn.Module, patcher) -> torch.nn.Modul
     return network
 
 
-def decode_with_gradient(pack, vae, latent_format, x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    decoder_map = pack.comfy_adapter.pixel_maps.VaeDecoderMap(vae, latent_format)
-    target = torch.zeros(1, 3, 64, 64)
-    with torch.inference_mode():
-        to_pixels = decoder_map.prepare(x0)
-        with torch.inference_mode(False), torch.enable_grad():
-            latent = x0.clone().requires_grad_(True)
-            pixels = to_pixels(latent)
-            loss = losses.structure_loss(pixels, target, torch.zeros(1, 1, 64, 64, dtype=torch.bool))
-            gradient, = torch.autograd.grad(loss, latent)
-    return pixels.detach(), gradient
-
-
 def test_the_latent_paths_private_decoder_leaves_dynamic_vram_buffers_and_casts_behind(comfy, pack):
     latent_format = sd15_model().model.latent_format
     plain_vae, streamed_vae = sd_vae(seed=3), sd_vae(seed=3)
     network = with_dynamic_vram_state(streamed_vae.first_stage_model, streamed_vae.patcher)
     x0 = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
 
-    pixels, gradient = decode_with_gradient(pack, streamed_vae, latent_format, x0)
-    expected_pixels, expected_gradient = decode_with_gradient(pack, plain_vae, latent_format, x0)
+    target = torch.zeros(1, 3, 64, 64)
+    pixels, gradient = decode_with_gradient(pack, streamed_vae, latent_format, x0, target)
+    expected_pixels, expected_gradient = decode_with_gradient(pack, plain_vae, latent_format, x0, target)
     assert torch.equal(pixels, expected_pixels) and torch.equal(gradient, expected_gradient)
     assert gradient.abs().sum() > 0
 

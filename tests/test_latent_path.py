@@ -43,19 +43,28 @@ def test_the_latent_path_runs_at_any_size(comfy, sd, latent_guidance):
     assert restored.shape == image.shape and torch.isfinite(restored).all()
 
 
+def decode_with_gradient(pack, vae, latent_format, x0: torch.Tensor,
+                         target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(pixels, d structure loss / d latent) through the latent path's private decoder, as a node
+    would run it: under inference mode, the loss outside it."""
+    decoder_map = pack.comfy_adapter.pixel_maps.VaeDecoderMap(vae, latent_format)
+    with torch.inference_mode():
+        to_pixels = decoder_map.prepare(x0)
+        with torch.inference_mode(False), torch.enable_grad():
+            latent = x0.clone().requires_grad_(True)
+            pixels = to_pixels(latent)
+            loss = losses.structure_loss(pixels, target, torch.zeros(1, 1, *target.shape[-2:], dtype=torch.bool))
+            gradient, = torch.autograd.grad(loss, latent)
+    return pixels.detach(), gradient
+
+
 def test_gradients_reach_the_latent_through_a_private_decoder(comfy, sd, pack):
     _, vae, _, _ = sd
     latent_format = sd[0].model.latent_format
-    decoder_map = pack.comfy_adapter.pixel_maps.VaeDecoderMap(vae, latent_format)
     before = {key: value.clone() for key, value in vae.first_stage_model.state_dict().items()}
-    with torch.inference_mode():
+    with torch.inference_mode():  # as a sampler's x0 arrives
         x0 = torch.randn(1, 4, 8, 8)
-        to_pixels = decoder_map.prepare(x0)
-        target = face().movedim(-1, 1) * 2 - 1
-        with torch.inference_mode(False), torch.enable_grad():
-            latent = x0.clone().requires_grad_(True)
-            loss = losses.structure_loss(to_pixels(latent), target, torch.zeros(1, 1, 64, 64, dtype=torch.bool))
-            gradient, = torch.autograd.grad(loss, latent)
+    _, gradient = decode_with_gradient(pack, vae, latent_format, x0, face().movedim(-1, 1) * 2 - 1)
     assert gradient.shape == (1, 4, 8, 8) and torch.isfinite(gradient).all() and gradient.abs().sum() > 0
     for key, value in vae.first_stage_model.state_dict().items():
         assert torch.equal(value, before[key]), key
