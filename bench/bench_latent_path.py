@@ -96,22 +96,24 @@ def main() -> None:
     guidance = SelectiveGuidance(coarse=face, pseudo_reference=face, masks=selective_masks(scratch, labels),
                                  colour_target=face)
     context = torch.randn(1, 77, 768, device=device)
-    sigmas = adapter.face_model.schedule_sigmas(base)
     x = torch.randn(1, 4, latent_size, latent_size, device=device)
 
     def apply(latent, sigma, **_):
         return base.apply_model(latent, sigma, c_crossattn=context)
 
+    sigmas = adapter.face_model.schedule_sigmas(base)
+
     def plain():
         apply(x, torch.full((1,), float(sigmas[500]), device=device))
 
     def guided(mode: str):
-        pixel_map, _ = adapter.pixel_maps.pixel_map_for(base, vae, mode)
+        space = adapter.sampling.model_space(base, vae, mode)
         grid = torch.stack([sigmas[200], sigmas[199]]).float()
 
         def run():
             sample_ssdiff(apply, x * (1 + grid[0] ** 2).sqrt(), grid, {"model_options": {}, "seed": 0},
-                          guidance=guidance, discrete_sigmas=sigmas, pixel_map=pixel_map, clamp_x0=False)
+                          guidance=guidance, discrete_sigmas=space.discrete_sigmas, pixel_map=space.pixel_map,
+                          clamp_x0=space.pixel_space)
         return run
 
     print(f"device {device}, {size}x{size} px ({latent_size}x{latent_size} latents), batch 1, SD1.5-size UNet "

@@ -11,6 +11,7 @@ import comfy.utils
 import folder_paths
 
 from ..models.files import MODEL_FOLDERS, ModelFile
+from ..models.state_dicts import unwrap_state_dict
 
 
 def register_model_folders() -> None:
@@ -48,20 +49,15 @@ def model_path(kind: ModelFile, name: str) -> str:
 
 
 def read_state_dict(kind: ModelFile, path: str) -> dict[str, torch.Tensor]:
-    """Reads a checkpoint without running pickled code, unwraps the usual containers, strips a
-    'module.' prefix and checks that the kind's marker keys are there."""
+    """Reads a checkpoint without running pickled code, unwraps it (unwrap_state_dict) and checks
+    that the kind's marker keys are there."""
     try:
         state_dict = comfy.utils.load_torch_file(path, safe_load=True)
     except Exception as error:
         raise CheckpointError(f"could not read '{path}' as a {kind.what}: it is damaged, not a checkpoint, "
                               f"or needs code to load (refused: only tensors are read; {type(error).__name__}). "
                               f"Expected {kind.expected} from {kind.source}") from error
-    for container in ("params_ema", "params", "state_dict", "model_state", "model", "net"):
-        if isinstance(state_dict.get(container), dict):
-            state_dict = state_dict[container]
-            break
-    state_dict = {key.removeprefix("module."): value for key, value in state_dict.items()
-                  if isinstance(value, torch.Tensor)}
+    state_dict = unwrap_state_dict(state_dict)
     missing = [key for key in kind.marker_keys if key not in state_dict]
     if missing:
         found = ", ".join(list(state_dict)[:4]) or "no tensors"

@@ -12,7 +12,7 @@ import comfy.latent_formats
 import comfy.model_base
 import comfy.sd
 
-from ..ssdiff_core.pixel_space import IdentityMap, LinearRGBMap, PixelMap, ToPixels
+from ..ssdiff_core.pixel_space import LinearRGBMap, PixelMap, ToPixels
 from .face_model import FacePixelFormat
 
 
@@ -97,20 +97,17 @@ class VaeDecoderMap:
         return to_pixels
 
 
-def pixel_map_for(base_model: comfy.model_base.BaseModel, vae: comfy.sd.VAE | None,
-                  latent_guidance: LatentGuidance) -> tuple[PixelMap, bool]:
-    """(pixel map, clamp x0 to [-1, 1]) for the model being sampled."""
-    if is_pixel_model(base_model):
-        return IdentityMap(), True
-    latent_format = base_model.latent_format
+def latent_pixel_map(latent_format: comfy.latent_formats.LatentFormat, vae: comfy.sd.VAE | None,
+                     latent_guidance: LatentGuidance) -> PixelMap:
+    """How a latent model's x0 reaches the pixel losses under `latent_guidance`."""
     if latent_guidance == "latent_rgb_approximation":
         factors = getattr(latent_format, "latent_rgb_factors", None)
         if factors is None:
             raise ValueError(f"{type(latent_format).__name__} latents have no RGB preview factors: "
                              "use latent_guidance 'vae_decoder' with a VAE")
-        return LinearRGBMap(factors, getattr(latent_format, "latent_rgb_factors_bias", None), vae_scale(vae)), False
+        return LinearRGBMap(factors, getattr(latent_format, "latent_rgb_factors_bias", None), vae_scale(vae))
     if vae is None:
         raise ValueError("a latent model (SD1.5, SDXL, ...) needs its VAE for SSDiff guidance with "
                          f"latent_guidance '{latent_guidance}': connect the checkpoint's VAE, or choose "
                          "'latent_rgb_approximation'")
-    return VaeDecoderMap(vae, latent_format, LATENT_GUIDANCE[latent_guidance]), False
+    return VaeDecoderMap(vae, latent_format, LATENT_GUIDANCE[latent_guidance])

@@ -8,6 +8,7 @@ from typing import Callable, Literal
 import torch
 
 import comfy.k_diffusion.sampling as k_diffusion_sampling
+import comfy.model_base
 import comfy.model_management
 import comfy.model_patcher
 import comfy.sample
@@ -16,10 +17,11 @@ import comfy.sd
 import comfy.utils
 import latent_preview
 
+from ..ssdiff_core.pixel_space import IdentityMap, PixelMap
 from ..ssdiff_core.sampler import Guidance, ItemNoise, StepFunction, sample_ssdiff
 from ..ssdiff_core.schedule import respaced_sigmas
 from .face_model import empty_conditioning, schedule_sigmas
-from .pixel_maps import LATENT_GUIDANCE, LatentGuidance, is_pixel_model, pixel_map_for, vae_scale
+from .pixel_maps import LATENT_GUIDANCE, LatentGuidance, is_pixel_model, latent_pixel_map, vae_scale
 
 
 def compute_device() -> torch.device:
@@ -56,17 +58,33 @@ def base_step(name: BaseSampler) -> StepFunction | None:
     return step
 
 
+@dataclass(frozen=True)
+class ModelSpace:
+    """The sampled model's side of a guided run, worked out once per run: how x0 reaches the
+    pixel losses, whether x0 is clamped to [-1, 1] (pixel models), and its discrete noise levels."""
+    pixel_map: PixelMap
+    pixel_space: bool
+    discrete_sigmas: torch.Tensor
+
+
+def model_space(base_model: comfy.model_base.BaseModel, vae: comfy.sd.VAE | None,
+                latent_guidance: LatentGuidance) -> ModelSpace:
+    pixel_space = is_pixel_model(base_model)
+    pixel_map = IdentityMap() if pixel_space else latent_pixel_map(base_model.latent_format, vae, latent_guidance)
+    return ModelSpace(pixel_map, pixel_space, schedule_sigmas(base_model))
+
+
 def _host_sampler_function(model, x, sigmas, extra_args=None, callback=None, disable=None,
                            guidance: Guidance | None = None, base_sampler: BaseSampler = LEARNED_VARIANCE_DDPM,
                            vae: comfy.sd.VAE | None = None, latent_guidance: LatentGuidance = "vae_decoder",
-                           step_noise: ItemNoise | None = None):
-    base_model = model.inner_model.inner_model
-    pixel_map, clamp_x0 = pixel_map_for(base_model, vae, latent_guidance)
+                           step_noise: ItemNoise | None = None, space: ModelSpace | None = None):
+    if space is None:  # SamplerCustom: the sampler is all this run knows of
+        space = model_space(model.inner_model.inner_model, vae, latent_guidance)
     try:
         return sample_ssdiff(model, x, sigmas, extra_args, callback, disable, guidance=guidance,
-                             discrete_sigmas=schedule_sigmas(base_model), step_noise=step_noise,
-                             base_step=base_step(base_sampler), pixel_map=pixel_map, clamp_x0=clamp_x0,
-                             interrupt=check_interrupt)
+                             discrete_sigmas=space.discrete_sigmas, step_noise=step_noise,
+                             base_step=base_step(base_sampler), pixel_map=space.pixel_map,
+                             clamp_x0=space.pixel_space, interrupt=check_interrupt)
     except torch.OutOfMemoryError as error:
         # Still an OutOfMemoryError, so that ComfyUI unloads its models and adds its own tips.
         raise torch.OutOfMemoryError(
@@ -77,24 +95,25 @@ def _host_sampler_function(model, x, sigmas, extra_args=None, callback=None, dis
 
 
 def guided_sampler(guidance: Guidance, base_sampler: BaseSampler = LEARNED_VARIANCE_DDPM, vae: comfy.sd.VAE | None = None,
-                   latent_guidance: LatentGuidance = "vae_decoder") -> comfy.samplers.KSAMPLER:
+                   latent_guidance: LatentGuidance = "vae_decoder",
+                   space: ModelSpace | None = None) -> comfy.samplers.KSAMPLER:
     """A SAMPLER for SamplerCustom / SamplerCustomAdvanced that runs SSDiff's guided steps on top
     of SSDiff's learned-variance DDPM step or of a single-step ComfyUI sampler. With a latent
-    model, `vae` and `latent_guidance` say how x0 reaches the pixel losses."""
+    model, `vae` and `latent_guidance` say how x0 reaches the pixel losses; `space`, where the
+    caller already worked it out for the model being sampled."""
     base_step(base_sampler)  # refuse an unknown name now, not mid-sampling
     if latent_guidance not in LATENT_GUIDANCE:
         raise ValueError(f"latent_guidance must be one of {', '.join(LATENT_GUIDANCE)}, got '{latent_guidance}'")
     return comfy.samplers.KSAMPLER(_host_sampler_function, extra_options={
-        "guidance": guidance, "base_sampler": base_sampler, "vae": vae, "latent_guidance": latent_guidance})
+        "guidance": guidance, "base_sampler": base_sampler, "vae": vae, "latent_guidance": latent_guidance,
+        "space": space})
 
 
-def pixel_multiple(model: comfy.model_patcher.ModelPatcher, vae: comfy.sd.VAE | None = None) -> int:
+def pixel_multiple(model: comfy.model_patcher.ModelPatcher, space: ModelSpace, vae: comfy.sd.VAE | None) -> int:
     """Image sides must be multiples of this: the network's downsampling (x the VAE's)."""
     network = model.get_model_object("diffusion_model")
     factor = getattr(network, "downsampling_factor", 8)
-    if is_pixel_model(model.model):
-        return factor
-    return factor * vae_scale(vae)
+    return factor if space.pixel_space else factor * vae_scale(vae)
 
 
 @dataclass(frozen=True)
@@ -105,47 +124,38 @@ class Conditioning:
     cfg: float = 1.0
 
 
-def sample_guided(model: comfy.model_patcher.ModelPatcher, guidance: Guidance, image_shape: tuple[int, ...],
-                  seed: int, steps: int, base_sampler: BaseSampler = LEARNED_VARIANCE_DDPM,
-                  conditioning: Conditioning = Conditioning(), vae: comfy.sd.VAE | None = None,
-                  latent_guidance: LatentGuidance = "vae_decoder") -> torch.Tensor:
-    """Samples images of `image_shape` (B x 3 x H x W) from pure noise over `steps` respaced DDPM
-    steps; item i of the batch uses seed + i. Returns B x 3 x H x W in [-1, 1]. A latent model
-    samples latents (decoded by `vae`) under the given conditioning."""
-    pixel_space = is_pixel_model(model.model)
-    if pixel_space:
-        shape = tuple(image_shape)
-        positive = negative = empty_conditioning()
-    else:
-        if vae is None:
-            raise ValueError("a latent model (SD1.5, SDXL, ...) needs its VAE: connect the checkpoint's VAE")
-        if conditioning.positive is None or conditioning.negative is None:
-            raise ValueError("a latent model needs positive and negative conditioning (e.g. CLIPTextEncode)")
-        scale = vae_scale(vae)
-        shape = (image_shape[0], model.model.latent_format.latent_channels,
-                 image_shape[2] // scale, image_shape[3] // scale)
-        positive, negative = conditioning.positive, conditioning.negative
-    sigmas = respaced_sigmas(steps, schedule_sigmas(model.model))
-    noise = ItemNoise(seed, shape).draw()
-    callback = latent_preview.prepare_callback(model, len(sigmas) - 1)
-    samples = comfy.sample.sample_custom(
-        model, noise, conditioning.cfg, guided_sampler(guidance, base_sampler, vae, latent_guidance), sigmas,
-        positive, negative, torch.zeros(shape), callback=callback,
-        disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
-    if pixel_space:
-        return samples.clamp(-1, 1)
-    return (vae.decode(samples).movedim(-1, 1)[:, :3].float() * 2 - 1).clamp(-1, 1)
-
-
 def sample_face(model: comfy.model_patcher.ModelPatcher, guidance_at: Callable[[int], Guidance], batch: int,
                 size: tuple[int, int], seed: int, steps: int, base_sampler: BaseSampler = LEARNED_VARIANCE_DDPM,
                 conditioning: Conditioning = Conditioning(), vae: comfy.sd.VAE | None = None,
                 latent_guidance: LatentGuidance = "vae_decoder") -> torch.Tensor:
-    """One-stop sampling of `batch` faces of `size` (height, width): the guidance is built padded
-    to the model's multiple (`guidance_at(multiple)`), sampled, and cropped back to `size`.
+    """One-stop sampling of `batch` faces of `size` (height, width) from pure noise over `steps`
+    respaced DDPM steps; item i of the batch uses seed + i. The guidance is built padded to the
+    model's multiple (`guidance_at(multiple)`), sampled, and cropped back to `size`. A latent
+    model samples latents under the given conditioning, decoded by `vae`.
     Returns B x 3 x H x W in [-1, 1]."""
-    guidance = guidance_at(pixel_multiple(model, vae))
-    sample = sample_guided(model, guidance, (batch, 3, *guidance.sample_size), seed, steps, base_sampler,
-                           conditioning, vae, latent_guidance)
+    space = model_space(model.model, vae, latent_guidance)
+    guidance = guidance_at(pixel_multiple(model, space, vae))
+    sample_height, sample_width = guidance.sample_size
+    if space.pixel_space:
+        shape = (batch, 3, sample_height, sample_width)
+        positive = negative = empty_conditioning()
+    else:
+        if vae is None:
+            raise ValueError("a latent model (SD1.5, SDXL, ...) needs its VAE to decode its samples: connect the "
+                             "checkpoint's VAE")
+        if conditioning.positive is None or conditioning.negative is None:
+            raise ValueError("a latent model needs positive and negative conditioning (e.g. CLIPTextEncode)")
+        scale = vae_scale(vae)
+        shape = (batch, model.model.latent_format.latent_channels, sample_height // scale, sample_width // scale)
+        positive, negative = conditioning.positive, conditioning.negative
+    sigmas = respaced_sigmas(steps, space.discrete_sigmas)
+    noise = ItemNoise(seed, shape).draw()
+    callback = latent_preview.prepare_callback(model, len(sigmas) - 1)
+    samples = comfy.sample.sample_custom(
+        model, noise, conditioning.cfg, guided_sampler(guidance, base_sampler, vae, latent_guidance, space), sigmas,
+        positive, negative, torch.zeros(shape), callback=callback,
+        disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
+    if not space.pixel_space:
+        samples = vae.decode(samples).movedim(-1, 1)[:, :3].float() * 2 - 1
     height, width = size
-    return sample[..., :height, :width]
+    return samples.clamp(-1, 1)[..., :height, :width]

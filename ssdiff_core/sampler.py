@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Callable, Protocol
 
 import torch
+from tqdm.auto import trange
 
 from . import ddpm
 from .correction import apply_normalised_correction
@@ -132,7 +133,9 @@ def sample_ssdiff(model: Callable[..., torch.Tensor], x: torch.Tensor, sigmas: t
                   step_noise: ItemNoise | None = None, base_step: StepFunction | None = None,
                   pixel_map: PixelMap = IdentityMap(), clamp_x0: bool = True,
                   interrupt: Callable[[], None] | None = None) -> torch.Tensor:
-    """Runs the guided reverse process over `sigmas` (descending, ending with 0).
+    """Runs the guided reverse process over `sigmas` (descending, ending with 0). The first five
+    parameters are k-diffusion's sampler protocol, which ComfyUI calls: `disable` turns off the
+    console progress bar, as in its own samplers.
 
     discrete_sigmas: the model's noise level per DDPM index, float64 where known (maps steps to
     the original schedule). step_noise: the per-step noise (default: ItemNoise of extra_args'
@@ -154,7 +157,7 @@ def sample_ssdiff(model: Callable[..., torch.Tensor], x: torch.Tensor, sigmas: t
     s_in = x.new_ones([x.shape[0]])
     levels = [snap_to_schedule(float(sigma), discrete_sigmas) for sigma in sigmas]
 
-    for i in range(len(levels) - 1):
+    for i in trange(len(levels) - 1, disable=disable):
         sigma, sigma_prev = levels[i], levels[i + 1]
         if sigma <= 0:  # a grid may end in several zeros: nothing is left to denoise
             continue

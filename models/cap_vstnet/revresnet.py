@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..state_dicts import unwrap_state_dict
+
 MARKER_KEYS = ("stack.0.conv.1.weight", "channel_reduction.block_list.0.conv.1.weight")
 """Keys every RevResNet state dict has; their absence means another architecture."""
 
@@ -101,7 +103,7 @@ class RevResNetConfig:
         anywhere) are told. Consecutive stride-1 stages of equal width are read as one stage,
         which builds the same network.
         """
-        state_dict = unwrap_checkpoint(state_dict)
+        state_dict = unwrap_state_dict(state_dict)
         missing = [key for key in MARKER_KEYS if key not in state_dict]
         if missing:
             raise ValueError("not a CAP-VSTNet RevResNet state dict: missing marker keys "
@@ -180,13 +182,6 @@ class RevResNetConfig:
     @property
     def feature_channels(self) -> int:
         return 2 * self.hidden_dim
-
-
-def unwrap_checkpoint(checkpoint: Mapping[str, object]) -> Mapping[str, torch.Tensor]:
-    """The state dict inside an upstream checkpoint ({"state_dict": ..., "optimizer": ...}), or
-    the argument itself when it is already flat."""
-    inner = checkpoint.get("state_dict") if isinstance(checkpoint, Mapping) else None
-    return inner if isinstance(inner, Mapping) else checkpoint  # type: ignore[return-value]
 
 
 def squeeze2(x: torch.Tensor) -> torch.Tensor:
@@ -294,7 +289,7 @@ class RevResNet(nn.Module):
                         in_channel: int = 3) -> "RevResNet":
         """Builds the network a state dict (or an upstream checkpoint) describes and loads it
         strictly; returned in eval mode with gradients off, sharing the given tensors."""
-        state_dict = unwrap_checkpoint(state_dict)
+        state_dict = unwrap_state_dict(state_dict)
         config = RevResNetConfig.from_state_dict(state_dict, sp_steps=sp_steps,
                                                  in_channel=in_channel)
         with torch.device("meta"):

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..state_dicts import unwrap_state_dict
+
 NUM_CLASSES = 19
 BACKBONE_BLOCKS = {"resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3)}
 """BasicBlocks per stage; the two files differ only here."""
@@ -225,10 +227,7 @@ def resnet_bisenet_from_state_dict(state_dict: Mapping[str, torch.Tensor]) -> Re
     backbone is told by `fpn.backbone.layer1.2.*` (ResNet-34 only), the class count by the main
     head's shape. Returns the network in eval mode, on the CPU, in float32.
     """
-    state_dict = {
-        (key[len("module."):] if key.startswith("module.") else key): value
-        for key, value in state_dict.items()
-    }
+    state_dict = unwrap_state_dict(state_dict)
     if MARKER_KEY not in state_dict:
         known = [name for marker, name in _OTHER_PARSERS.items() if marker in state_dict]
         hint = f"; it looks like {known[0]}" if known else ""

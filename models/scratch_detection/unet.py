@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-_REQUIRED_KEYS = ("first.1.weight", "down_path.0.block.1.weight", "down_sample.0.4.filt",
-                  "up_path.0.up.2.weight", "last.1.weight")
+MARKER_KEYS = ("first.1.weight", "down_path.0.block.1.weight", "down_sample.0.4.filt",
+               "up_path.0.up.2.weight", "last.1.weight")
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class ScratchUNetConfig:
         """Reads the architecture off the tensors' names and shapes (prefix already stripped).
 
         Raises ValueError when the dict is not a BOPBTL detection UNet."""
-        missing = [key for key in _REQUIRED_KEYS if key not in state_dict]
+        missing = [key for key in MARKER_KEYS if key not in state_dict]
         if missing:
             sample = ", ".join(sorted(state_dict)[:5]) or "nothing"
             raise ValueError(
