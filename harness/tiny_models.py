@@ -91,14 +91,18 @@ def save_face_parser(path: Path, backend: str, seed: int = 0) -> Path:
     return path
 
 
-def save_codeformer(path: Path, seed: int = 0) -> Path:
-    """CodeFormer with a one-layer, 64-wide transformer and a 32-entry codebook (its VQGAN has a
-    fixed size in spandrel: 74 M parameters), wrapped as codeformer.pth is."""
+def tiny_codeformer(seed: int = 0) -> torch.nn.Module:
+    """spandrel's CodeFormer with a one-layer, 64-wide transformer and a 32-entry codebook (its
+    VQGAN has a fixed size in spandrel: 74 M parameters), in eval mode."""
     from spandrel_extra_arches.architectures.CodeFormer import CodeFormer
 
     torch.manual_seed(seed)
-    network = CodeFormer(dim_embd=64, n_head=8, n_layers=1, codebook_size=32, latent_size=256)
-    torch.save({"params_ema": network.state_dict()}, path)
+    return CodeFormer(dim_embd=64, n_head=8, n_layers=1, codebook_size=32, latent_size=256).eval()
+
+
+def save_codeformer(path: Path, seed: int = 0) -> Path:
+    """tiny_codeformer, wrapped as codeformer.pth is."""
+    torch.save({"params_ema": tiny_codeformer(seed).state_dict()}, path)
     return path
 
 

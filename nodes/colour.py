@@ -6,7 +6,7 @@ from comfy_api.latest import io
 
 from ..comfy_adapter import sampling
 from ..models import cap_vstnet
-from ..priors.cap_vstnet_transfer import cap_vstnet_colour_transfer
+from ..priors.cap_vstnet_transfer import CapVstnetTransfer
 from ..ssdiff_core.colour_transfer import masked_mean_std_transfer
 from . import boundary
 from .loaders import CheckpointLoader
@@ -31,7 +31,7 @@ class SSDiffColourTransferLoader(CheckpointLoader):
     @classmethod
     def execute(cls, model_name: str) -> io.NodeOutput:
         network = cls.load(model_name, cap_vstnet.build)
-        return io.NodeOutput(cap_vstnet_colour_transfer(network.float().to(sampling.compute_device())))
+        return io.NodeOutput(CapVstnetTransfer(network.float().to(sampling.compute_device())))
 
 
 class SSDiffColourTransfer(io.ComfyNode):

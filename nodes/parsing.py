@@ -69,8 +69,8 @@ class SSDiffFaceParse(io.ComfyNode):
     @classmethod
     def execute(cls, parser: FaceParser, image: torch.Tensor, regions: str,
                 reference_compat: bool) -> io.NodeOutput:
-        labels = parse_faces(parser, boundary.image_to_rgb(image, "image"), reference_compat,
-                             sampling.check_interrupt)
+        labels = parse_faces(parser, boundary.image_to_rgb(image, "image"), sampling.check_interrupt,
+                             released_code=reference_compat)
         mask = region_mask(labels, resolve_regions(regions))[:, 0].float()
         return io.NodeOutput(labels, mask, preview(labels))
 

@@ -2,12 +2,14 @@
 RestoreFormer in models/facerestore_models), loaded by spandrel."""
 from __future__ import annotations
 
+import functools
+
 import torch
 from comfy_api.latest import io
 
 from ..comfy_adapter import sampling
 from ..models import face_restorers
-from ..priors.coarse import FIDELITY_ARCHITECTURES, coarse_restore
+from ..priors.coarse import coarse_restore
 from . import boundary
 from .loaders import CheckpointLoader
 from .types import FaceRestorerType
@@ -46,13 +48,18 @@ class SSDiffCoarseRestore(io.ComfyNode):
                          "CodeFormer at fidelity w = 0.5 in the paper. Runs on aligned faces at 512 px."),
             inputs=[FaceRestorerType.Input("restorer"), io.Image.Input("image"),
                     io.Float.Input("fidelity", default=0.5, min=0.0, max=1.0, step=0.05,
-                                   tooltip=f"w, for {', '.join(FIDELITY_ARCHITECTURES)} only: 0 favours "
-                                           "quality, 1 fidelity to the input")],
+                                   tooltip="w, for CodeFormer only: 0 favours quality, 1 fidelity to the input"),
+                    io.Boolean.Input("adain", default=False, optional=True,
+                                     tooltip="CodeFormer only. Off: its released call, as SSDiff makes it. On: "
+                                             "the code features take the input's feature statistics (what "
+                                             "spandrel's CodeFormer always does), which carries the photo's tone "
+                                             "(sepia, fading) into R and so into the restoration")],
             outputs=[io.Image.Output(display_name="coarse_restoration")],
         )
 
     @classmethod
-    def execute(cls, restorer: face_restorers.FaceRestorer, image: torch.Tensor, fidelity: float) -> io.NodeOutput:
-        restored = coarse_restore(restorer.network, restorer.architecture, boundary.image_to_rgb(image, "image"),
-                                  fidelity, sampling.check_interrupt)
+    def execute(cls, restorer: face_restorers.FaceRestorer, image: torch.Tensor, fidelity: float,
+                adain: bool = False) -> io.NodeOutput:
+        restored = coarse_restore(functools.partial(restorer, fidelity=fidelity, adain=adain),
+                                  boundary.image_to_rgb(image, "image"), sampling.check_interrupt)
         return io.NodeOutput(boundary.channels_last(restored))

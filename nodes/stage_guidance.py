@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from ..comfy_adapter import sampling
+from ..priors.cap_vstnet_transfer import CapVstnetTransfer
 from ..ssdiff_core.colour_transfer import ColourTransfer, masked_mean_std_transfer
 from ..ssdiff_core.guidance import PseudoReferenceGuidance, SelectiveGuidance
 from ..ssdiff_core.masks import selective_masks
@@ -64,6 +65,15 @@ class SelectiveInputs:
     colour_transfer: ColourTransfer | None = None
     colour_region: torch.Tensor | None = None
 
+    def _colour_transfer(self) -> ColourTransfer:
+        """The connected colour transfer (or the built-in one); CAP-VSTNet as the released code
+        runs it under reference_compat."""
+        if self.colour_transfer is None:
+            return masked_mean_std_transfer
+        if self.reference_compat and isinstance(self.colour_transfer, CapVstnetTransfer):
+            return self.colour_transfer.as_released_code()
+        return self.colour_transfer
+
     def guidance(self, pad_multiple: int = 1) -> SelectiveGuidance:
         degraded = boundary.image_to_model(self.image, "image")
         size = degraded.shape[-2:]
@@ -87,7 +97,7 @@ class SelectiveInputs:
             masks=selective_masks(scratch, labels),
             colour_reference=None if self.colour_reference is None else face_image(self.colour_reference,
                                                                                     "colour_reference"),
-            colour_transfer=self.colour_transfer or masked_mean_std_transfer,
+            colour_transfer=self._colour_transfer(),
             colour_region=colour_region,
             t1=self.t1, scale=self.scale, structure_weight=self.structure_weight,
             reference_weight=self.reference_weight, colour_weight=self.colour_weight,

@@ -1,13 +1,13 @@
 """Photorealistic colour transfer with CAP-VSTNet: the reversible network's features of the content
 are whitened and re-coloured with the style's feature statistics (cWCT), then mapped back.
 
-`cwct_transfer` works on features; `cap_vstnet_colour_transfer(network)` wraps a loaded
+`cwct_transfer` works on features; `CapVstnetTransfer(network)` wraps a loaded
 `models.cap_vstnet.RevResNet` into the signature of the method's `ColourTransfer`
 (ssdiff_core.colour_transfer).
 """
 from __future__ import annotations
 
-from typing import Callable
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -134,27 +134,42 @@ def _pad_to(image: torch.Tensor, height: int, width: int, mode: str = "replicate
     return F.pad(image, extra, mode=mode)
 
 
-def cap_vstnet_colour_transfer(network: torch.nn.Module, eps: float = 2e-5
-                               ) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+@dataclass(frozen=True)
+class CapVstnetTransfer:
     """The `ColourTransfer` (content, style, region) -> recoloured content of a loaded RevResNet.
 
     content, style: B x 3 x H x W in [-1, 1] (a style of batch 1 serves every content image);
     region: boolean B x 1 x H x W, the pixels whose colour is transferred and whose statistics
     count, in both images.
 
-    The network saw [0, 1] images in training, so inputs are mapped there (and clamped). Its
-    sides must be multiples of `network.down_scale` (4): upstream floors the image to them, which
-    loses pixels; here both images are padded on the bottom and right by edge replication up to
-    the next multiple (at least `network.min_side`), the padding kept out of the region and so out
-    of the statistics, and the result cropped back. Padding instead of resizing keeps the input's
-    exact size without resampling the pixels that are kept. The region is brought to feature
-    resolution by area averaging (> 0.5); for the photorealistic model the features have the
-    image's resolution and it is used as is. The output is clamped to [0, 1], mapped back to
-    [-1, 1], and pixels outside the region are the content's, bit for bit. Computed on the
-    network's device and dtype, returned on the content's; works with gradients off and under
-    `torch.inference_mode()`.
+    The network saw [0, 1] images in training, so inputs are mapped there (and clamped), and the
+    output is clamped to [0, 1] and mapped back. With `released_code`, the network gets the
+    [-1, 1] images as they are and its output is used unclamped, as the released SSDiff code's
+    `run_style_transfer_tensor` does (`reference_compat`). Its sides must be multiples of
+    `network.down_scale` (4): upstream floors the image to them, which loses pixels; here both
+    images are padded on the bottom and right by edge replication up to the next multiple (at
+    least `network.min_side`), the padding kept out of the region and so out of the statistics,
+    and the result cropped back. Padding instead of resizing keeps the input's exact size
+    without resampling the pixels that are kept. The region is brought to feature resolution by
+    area averaging (> 0.5); for the photorealistic model the features have the image's
+    resolution and it is used as is. Pixels outside the region are the content's, bit for bit.
+    Computed on the network's device and dtype, returned on the content's; works with
+    gradients off and under `torch.inference_mode()`.
     """
-    def transfer(content: torch.Tensor, style: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+    network: torch.nn.Module
+    eps: float = 2e-5
+    released_code: bool = False
+
+    def as_released_code(self) -> "CapVstnetTransfer":
+        return replace(self, released_code=True)
+
+    def _network_input(self, image: torch.Tensor) -> torch.Tensor:
+        return image if self.released_code else ((image + 1) / 2).clamp(0, 1)
+
+    def _from_network_output(self, image: torch.Tensor) -> torch.Tensor:
+        return image if self.released_code else image.clamp(0, 1) * 2 - 1
+
+    def __call__(self, content: torch.Tensor, style: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
         if content.dim() != 4 or style.dim() != 4 or content.shape[1] != 3 or \
                 style.shape[1:] != content.shape[1:] or style.shape[0] not in (1, content.shape[0]):
             raise ValueError(f"expected content and style B x 3 x H x W of one size, got "
@@ -163,6 +178,7 @@ def cap_vstnet_colour_transfer(network: torch.nn.Module, eps: float = 2e-5
                 tuple(region.shape) != (content.shape[0], 1, *content.shape[2:]):
             raise ValueError(f"region must be a boolean {(content.shape[0], 1, *content.shape[2:])}"
                              f" mask, got {region.dtype} {tuple(region.shape)}")
+        network = self.network
         parameter = next(network.parameters())
         height, width = content.shape[-2:]
         step, smallest = network.down_scale, network.min_side
@@ -171,8 +187,8 @@ def cap_vstnet_colour_transfer(network: torch.nn.Module, eps: float = 2e-5
 
         with torch.no_grad():
             def prepared(image: torch.Tensor) -> torch.Tensor:
-                unit = ((image.to(parameter.device, parameter.dtype) + 1) / 2).clamp(0, 1)
-                return _pad_to(unit, padded_height, padded_width)
+                image = self._network_input(image.to(parameter.device, parameter.dtype))
+                return _pad_to(image, padded_height, padded_width)
 
             inside = _pad_to(region.to(parameter.device, parameter.dtype), padded_height,
                              padded_width, mode="constant")
@@ -182,9 +198,7 @@ def cap_vstnet_colour_transfer(network: torch.nn.Module, eps: float = 2e-5
             if feature_size != inside.shape[-2:]:
                 inside = F.interpolate(inside, size=feature_size, mode="area")
             inside = inside > 0.5
-            mixed = cwct_transfer(content_features, style_features, inside, inside, eps)
+            mixed = cwct_transfer(content_features, style_features, inside, inside, self.eps)
             image = network(mixed, forward=False)[..., :height, :width]
-            recoloured = (image.clamp(0, 1) * 2 - 1).to(content.device, content.dtype)
+            recoloured = self._from_network_output(image).to(content.device, content.dtype)
             return torch.where(region, recoloured, content)
-
-    return transfer

@@ -8,15 +8,15 @@ import torch
 import torch.nn.functional as F
 
 RESTORER_SIZE = 512
-FIDELITY_ARCHITECTURES = ("CodeFormer",)
-"""Architectures whose forward takes a fidelity weight w (0: quality, 1: fidelity)."""
+
+Restorer = Callable[[torch.Tensor], torch.Tensor]
+"""B x 3 x 512 x 512 in [-1, 1] -> the restored faces in [-1, 1] (on any device)."""
 
 
-def coarse_restore(network: torch.nn.Module, architecture: str, faces: torch.Tensor, fidelity: float = 0.5,
+def coarse_restore(restorer: Restorer, faces: torch.Tensor,
                    check_interrupt: Callable[[], None] | None = None) -> torch.Tensor:
     """B x 3 x H x W RGB in [0, 1] -> the restorer's output, same size, in [0, 1]. Faces are
     resized to 512 x 512 for the network and back, one at a time."""
-    parameter = next(network.parameters())
     restored = []
     for face in faces:
         if check_interrupt is not None:
@@ -24,10 +24,7 @@ def coarse_restore(network: torch.nn.Module, architecture: str, faces: torch.Ten
         height, width = face.shape[-2:]
         x = F.interpolate(face[None].float(), size=(RESTORER_SIZE, RESTORER_SIZE), mode="bilinear",
                           align_corners=False, antialias=True) * 2 - 1
-        x = x.to(parameter.device, parameter.dtype)
-        with torch.no_grad():
-            output = network(x, weight=fidelity) if architecture in FIDELITY_ARCHITECTURES else network(x)
-        output = (output[0] if isinstance(output, (tuple, list)) else output).float().clamp(-1, 1)
+        output = restorer(x).float().clamp(-1, 1)
         output = F.interpolate((output + 1) / 2, size=(height, width), mode="bilinear", align_corners=False,
                                antialias=True)
         restored.append(output.clamp(0, 1).to(faces.device))

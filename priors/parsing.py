@@ -62,19 +62,33 @@ def normalise_for_parsing(image: torch.Tensor) -> torch.Tensor:
     return (image - mean) / std
 
 
-def _network_input(parser: FaceParser, faces: torch.Tensor, reference_compat: bool) -> torch.Tensor:
+def _network_input(parser: FaceParser, faces: torch.Tensor, released_code: bool) -> torch.Tensor:
     if parser.backend == "parsenet":
         return faces * 2 - 1
-    if reference_compat and parser.backend == "bisenet_resnet":
+    if released_code and parser.backend == "bisenet_resnet":
         # The released SSDiff code hands its parser the [-1, 1] image without normalisation.
         return faces * 2 - 1
     return normalise_for_parsing(faces)
 
 
-def parse_faces(parser: FaceParser, faces: torch.Tensor, reference_compat: bool = False,
-                check_interrupt: Callable[[], None] | None = None) -> torch.Tensor:
+def pil_nearest_indices(size: int, source_size: int) -> torch.Tensor:
+    """The source pixel each of `size` output pixels takes in PIL's NEAREST resize, which the
+    reference uses to bring its label map back: the pixel centre, its position added up step by
+    step in double precision as Pillow does, so that ties fall where they fall there (512 -> 600
+    px: output column 37 takes 31, not the exact 32; torch's nearest-exact takes 32)."""
+    step = source_size / size
+    position, indices = step / 2, []
+    for _ in range(size):
+        indices.append(int(position))
+        position += step
+    return torch.tensor(indices)
+
+
+def parse_faces(parser: FaceParser, faces: torch.Tensor, check_interrupt: Callable[[], None] | None = None, *,
+                released_code: bool = False) -> torch.Tensor:
     """B x 3 x H x W RGB in [0, 1] -> B x H x W CelebAMask-HQ labels (int64). Each face is
-    parsed at 512 x 512, the size the networks were trained at, and the labels resized back."""
+    parsed at 512 x 512, the size the networks were trained at, and the labels resized back as
+    the reference does. `released_code`: the input as the released SSDiff code gives it."""
     labels = []
     to_celebamask = torch.tensor(PARSENET_TO_CELEBAMASK_HQ, device=parser.device)
     for face in faces:
@@ -84,9 +98,11 @@ def parse_faces(parser: FaceParser, faces: torch.Tensor, reference_compat: bool 
         resized = F.interpolate(face[None].float().to(parser.device), size=(PARSING_SIZE, PARSING_SIZE),
                                 mode="bilinear", align_corners=False, antialias=True)
         with torch.no_grad():
-            logits = parser.network(_network_input(parser, resized, reference_compat))[0]
-        label = logits.argmax(dim=1, keepdim=True).float()
-        label = F.interpolate(label, size=(height, width), mode="nearest").long()[:, 0]
+            logits = parser.network(_network_input(parser, resized, released_code))[0]
+        label = logits.argmax(dim=1)
+        rows = pil_nearest_indices(height, label.shape[-2]).to(label.device)
+        columns = pil_nearest_indices(width, label.shape[-1]).to(label.device)
+        label = label[:, rows][:, :, columns]
         if parser.backend == "parsenet":
             label = to_celebamask[label]
         labels.append(label.to(faces.device))

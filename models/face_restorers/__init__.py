@@ -7,11 +7,14 @@ from dataclasses import dataclass
 import torch
 
 from ..files import FACE_RESTORE_FOLDER, ModelFile
+from .codeformer import codeformer_forward
 
 FILE = ModelFile(
     "face restoration model", (FACE_RESTORE_FOLDER,), "codeformer.pth (or GFPGANv1.4.pth, RestoreFormer.pth)",
     "CodeFormer release v0.1.0 (https://github.com/sczhou/CodeFormer/releases); GFPGAN releases "
     "(https://github.com/TencentARC/GFPGAN/releases)")
+
+CODEFORMER = "CodeFormer"
 
 
 @dataclass
@@ -19,6 +22,19 @@ class FaceRestorer:
     network: torch.nn.Module
     architecture: str
     """spandrel's architecture id: "CodeFormer", "GFPGAN", "RestoreFormer"."""
+
+    def __call__(self, faces: torch.Tensor, fidelity: float = 0.5, adain: bool = False) -> torch.Tensor:
+        """B x 3 x 512 x 512 in [-1, 1] -> the restored faces, float32 in [-1, 1], on the network's
+        device. `fidelity` (w) and `adain` are CodeFormer's, with the released defaults SSDiff
+        calls it with; the other architectures take neither."""
+        parameter = next(self.network.parameters())
+        faces = faces.to(parameter.device, parameter.dtype)
+        with torch.no_grad():
+            if self.architecture == CODEFORMER:
+                output = codeformer_forward(self.network, faces, fidelity, adain)
+            else:
+                output = self.network(faces)
+        return (output[0] if isinstance(output, (tuple, list)) else output).float().clamp(-1, 1)
 
 
 def build(state_dict: dict[str, torch.Tensor]) -> FaceRestorer:

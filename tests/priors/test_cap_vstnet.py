@@ -9,7 +9,7 @@ from safetensors.torch import load_file, save_file
 
 from models.cap_vstnet import RevResNet, RevResNetConfig
 from models.cap_vstnet.revresnet import squeeze2, unsqueeze2
-from priors.cap_vstnet_transfer import cap_vstnet_colour_transfer, cwct_transfer
+from priors.cap_vstnet_transfer import CapVstnetTransfer, cwct_transfer
 
 TINY = RevResNetConfig(blocks=(1, 1, 1), strides=(1, 2, 2), channels=(4, 16, 64), mult=2,
                        hidden_dim=8, sp_steps=2)
@@ -189,7 +189,7 @@ def images(batch: int, height: int, width: int, seed: int) -> tuple[torch.Tensor
 
 @pytest.mark.parametrize("mode", ["no_grad", "inference_mode"])
 def test_transfer_keeps_size_range_and_outside_pixels(mode):
-    transfer = cap_vstnet_colour_transfer(tiny_network(TINY, seed=3))
+    transfer = CapVstnetTransfer(tiny_network(TINY, seed=3))
     content, style, region = images(1, 30, 22, seed=4)
     context = torch.inference_mode() if mode == "inference_mode" else torch.enable_grad()
     with context:
@@ -206,7 +206,7 @@ def test_transfer_keeps_size_range_and_outside_pixels(mode):
 
 
 def test_transfer_of_an_image_onto_itself_changes_nothing():
-    transfer = cap_vstnet_colour_transfer(tiny_network(TINY, seed=5))
+    transfer = CapVstnetTransfer(tiny_network(TINY, seed=5))
     content, _, region = images(2, 13, 17, seed=6)
     region[:] = True
     out = transfer(content, content.clone(), region)
@@ -217,7 +217,7 @@ def test_transfer_handles_inference_tensors_a_style_batch_of_one_and_tiny_images
     with torch.inference_mode():  # as ComfyUI loads models and makes images
         state_dict = {k: v.clone() for k, v in tiny_network(TINY, seed=7).state_dict().items()}
         content, style, region = images(2, 12, 9, seed=8)
-    transfer = cap_vstnet_colour_transfer(RevResNet.from_state_dict(state_dict))
+    transfer = CapVstnetTransfer(RevResNet.from_state_dict(state_dict))
     out = transfer(content, style[:1], region)
     assert out.shape == content.shape
     assert torch.equal(out[~region.expand_as(out)], content[~region.expand_as(content)])
@@ -225,3 +225,18 @@ def test_transfer_handles_inference_tensors_a_style_batch_of_one_and_tiny_images
     assert transfer(small, small, torch.ones(1, 1, 5, 3, dtype=torch.bool)).shape == small.shape
     with pytest.raises(ValueError, match="boolean"):
         transfer(content, style, region.float())
+
+
+def test_released_code_form_feeds_the_network_raw_and_keeps_its_output_unclamped():
+    network = tiny_network(TINY, seed=9)
+    content, style, _ = images(1, 16, 16, seed=10)
+    region = torch.ones(1, 1, 16, 16, dtype=torch.bool)
+    with torch.no_grad():  # run_style_transfer_tensor: the [-1, 1] tensors in, the output as it comes
+        expected = network(cwct_transfer(network(content, forward=True), network(style, forward=True),
+                                         eps=2e-5), forward=False)
+    assert expected.abs().max() > 1, "the check needs an output beyond [-1, 1], which a clamp would change"
+    released = CapVstnetTransfer(network).as_released_code()
+    torch.testing.assert_close(released(content, style, region), expected, rtol=0, atol=1e-5)
+    trained_range = CapVstnetTransfer(network)(content, style, region)
+    assert trained_range.min() >= -1 and trained_range.max() <= 1
+    assert (trained_range - expected).abs().max() > 0.1

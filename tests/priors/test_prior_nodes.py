@@ -2,11 +2,12 @@
 architectures saved as their published files are (tests/conftest.py, harness/tiny_models.py)."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from node_runner import execute
-from priors.parsing import PARSENET_TO_CELEBAMASK_HQ, FaceParser, parse_faces
+from priors.parsing import PARSENET_TO_CELEBAMASK_HQ, FaceParser, parse_faces, pil_nearest_indices
 from stage_settings import ONE_STOP_SETTINGS, SELECTIVE_SETTINGS
 
 
@@ -99,8 +100,10 @@ def test_coarse_restore_with_codeformer_and_its_fidelity(comfy):
     face = faces(1, 96, 96)
     quality, = execute(comfy, "SSDiffCoarseRestore", restorer=restorer, image=face, fidelity=0.0)
     fidelity, = execute(comfy, "SSDiffCoarseRestore", restorer=restorer, image=face, fidelity=1.0)
+    toned, = execute(comfy, "SSDiffCoarseRestore", restorer=restorer, image=face, fidelity=1.0, adain=True)
     assert quality.shape == face.shape and 0 <= quality.min() and quality.max() <= 1
     assert not torch.allclose(quality, fidelity)
+    assert not torch.allclose(fidelity, toned, atol=1e-3), "adain is an input, off by default"
 
 
 @pytest.mark.parametrize("node_id, wrong_file, expected", [
@@ -128,3 +131,43 @@ def test_selective_sampler_takes_the_loaded_colour_transfer(comfy):
                         pseudo_reference=face, colour_transfer=transfer,
                         **{**SELECTIVE_SETTINGS, **ONE_STOP_SETTINGS, "t1": 0.5}, seed=1, steps=4)
     assert restored.shape == face.shape and torch.isfinite(restored).all()
+
+
+def test_reference_compat_runs_the_loaded_cap_vstnet_as_the_released_code(comfy, pack):
+    transfer, = execute(comfy, "SSDiffColourTransferLoader", model_name="photo_image.pt")
+    face = faces(1, 32, 32)
+    settings = {name: value for name, value in SELECTIVE_SETTINGS.items()
+                if name not in ("base_sampler", "latent_guidance", "reference_compat")}
+    for reference_compat in (False, True):
+        stage = pack.nodes.stage_guidance.SelectiveInputs(
+            image=face, coarse_restoration=face, pseudo_reference=face, colour_transfer=transfer,
+            reference_compat=reference_compat, **settings)
+        used = stage.guidance().colour_transfer
+        assert used.network is transfer.network and used.released_code is reference_compat
+
+
+class StripedLogits(torch.nn.Module):
+    """A parser stand-in whose labels at 512 px are fine diagonal stripes of every class."""
+
+    def __init__(self):
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(1))
+
+    @staticmethod
+    def labels(size: int = 512) -> torch.Tensor:
+        rows, columns = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+        return (rows * 7 + columns * 3) // 5 % 19
+
+    def forward(self, x):
+        return torch.nn.functional.one_hot(self.labels(), 19).permute(2, 0, 1)[None].float().expand(
+            x.shape[0], -1, -1, -1), None
+
+
+def test_labels_are_resized_back_as_the_reference_does_with_pil_nearest():
+    from PIL import Image
+
+    photo = torch.rand(1, 3, 400, 600)
+    labels = parse_faces(FaceParser(StripedLogits(), "bisenet_resnet"), photo)
+    reference = Image.fromarray(StripedLogits.labels().numpy().astype("uint8")).resize((600, 400), Image.NEAREST)
+    assert torch.equal(labels[0], torch.from_numpy(np.array(reference)).long())
+    assert torch.equal(pil_nearest_indices(600, 512)[37:38], torch.tensor([31])), "the tie PIL rounds down"

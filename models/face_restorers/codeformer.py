@@ -1,0 +1,61 @@
+"""CodeFormer's inference pass (Zhou et al., NeurIPS 2022) on spandrel's network, with the
+choice spandrel's forward fixes: the released `CodeFormer.forward(x, w, adain=False)` leaves the
+code features as the codebook gives them, spandrel always re-normalises them to the degraded
+input's feature statistics (AdaIN), which carries its tone (sepia, fading) into the output.
+SSDiff's `inference_final.py` calls `restorer(y, w=0.5)`, so adain is off."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+CODE_GRID = (16, 16)
+CODE_CHANNELS = 256
+ADAIN_EPS = 1e-5
+
+
+def _mean_std(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    flat = features.flatten(2)
+    return flat.mean(dim=2)[..., None, None], (flat.var(dim=2) + ADAIN_EPS).sqrt()[..., None, None]
+
+
+def adaptive_instance_norm(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    """AdaIN (Huang & Belongie, 2017): content's features with style's per-channel mean and std."""
+    content_mean, content_std = _mean_std(content)
+    style_mean, style_std = _mean_std(style)
+    return (content - content_mean) / content_std * style_std + style_mean
+
+
+def codeformer_forward(network: torch.nn.Module, x: torch.Tensor, fidelity: float = 0.5,
+                       adain: bool = False) -> torch.Tensor:
+    """B x 3 x 512 x 512 in [-1, 1] -> the restored faces (no logits).
+
+    The encoder's features are kept at the sizes the fusion blocks take; the transformer
+    predicts a codebook entry per position of the 16 x 16 grid; the generator decodes the
+    entries, fused with the encoder's features at weight `fidelity` (w: 0 quality, 1 fidelity)
+    after the blocks CodeFormer names, and not at all when w is 0."""
+    fused_sizes = {network.fuse_encoder_block[size]: size for size in network.connect_list}
+    encoder_features = {}
+    h = x
+    for index, block in enumerate(network.encoder.blocks):
+        h = block(h)
+        if index in fused_sizes:
+            encoder_features[str(h.shape[-1])] = h
+    low_quality = h
+
+    positions = network.position_emb.unsqueeze(1).repeat(1, x.shape[0], 1)
+    query = network.feat_emb(low_quality.flatten(2).permute(2, 0, 1))
+    for layer in network.ft_layers:
+        query = layer(query, query_pos=positions)
+    logits = network.idx_pred_layer(query).permute(1, 0, 2)
+    _, codes = torch.topk(F.softmax(logits, dim=2), 1, dim=2)
+    h = network.quantize.get_codebook_feat(codes, shape=[x.shape[0], *CODE_GRID, CODE_CHANNELS])
+    if adain:
+        h = adaptive_instance_norm(h, low_quality)
+
+    fuse_after = {network.fuse_generator_block[size] for size in network.connect_list}
+    for index, block in enumerate(network.generator.blocks):
+        h = block(h)
+        if index in fuse_after and fidelity > 0:
+            size = str(h.shape[-1])
+            h = network.fuse_convs_dict[size](encoder_features[size], h, fidelity)
+    return h
