@@ -3,7 +3,8 @@
 Builds the real FFHQ-512 face UNet (159.8 M parameters, random weights) and times, at 512 x 512:
 a plain forward; a stage-1 step; a stage-2 step above T1 (structure + reference-structure terms)
 and below T1 (structure + colour); and the same steps around a stub model, i.e. what a guided
-step adds to the UNet. On a busy CPU the direct ratio drifts by several per cent from run to run;
+step adds to the UNet; then the peak working memory of a plain forward and of guided steps,
+per face, beside the released code's. On a busy CPU the direct ratio drifts by several per cent from run to run;
 the overhead column is the stable measure of the guidance's cost. The whole-face time is
 extrapolated from the step times (CPU) or measured (GPU, with --whole-face).
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -25,9 +27,14 @@ from ssdiff_core.guidance import PseudoReferenceGuidance, SelectiveGuidance  # n
 from ssdiff_core.masks import selective_masks  # noqa: E402
 from ssdiff_core.sampler import VARIANCE_SINK_KEY, sample_ssdiff  # noqa: E402
 from ssdiff_core.schedule import respaced_sigmas  # noqa: E402
+from memory import WorkingMemory  # noqa: E402
 from timing import median_seconds  # noqa: E402
 
 DEFAULT_STEPS = 100
+REFERENCE_STEP_MIB = {512: 352}
+"""Peak working memory (MiB) of a steady guided step of the released SSDiff code, fp32, batch 1,
+by image side, for scale: measured side by side with this pack's step when that held 441 MiB
+(the released code cannot be run from here)."""
 
 
 def discrete_sigmas() -> torch.Tensor:
@@ -129,6 +136,60 @@ def main() -> None:
         worst = max(stage1_step, above, below) / plain
         print(f"| {name} | {plain:.3f} | {stage1_step:.3f} | {above:.3f} | {below:.3f} | {worst:.3f} | "
               f"{overhead:.4f} | {(plain + overhead) / plain:.3f} | {whole} |")
+    unet32.float()
+    print_memory(unet32, sigmas, options.size, device, [name for name in options.dtypes.split(",")])
+
+
+class MarkAtPass:
+    """The sampler's `interrupt`, called as each guided pass starts (one per step here): runs
+    `mark` as pass `number` starts."""
+
+    def __init__(self, number: int, mark: Callable[[], None]):
+        self.remaining, self.mark = number, mark
+
+    def __call__(self) -> None:
+        self.remaining -= 1
+        if self.remaining == 0:
+            self.mark()
+
+
+def print_memory(unet32: FaceUNet, sigmas: torch.Tensor, size: int, device: torch.device,
+                 dtype_names: list[str]) -> None:
+    """Peak working memory of a plain forward, and of a steady guided step: the second of two,
+    counted from the moment it starts (the run's own tensors and what the first step left are
+    then live), per face at batch 1 and 2."""
+    reference = REFERENCE_STEP_MIB.get(size)
+    how = "CUDA allocator" if device.type == "cuda" else "every CPU allocation (torch profiler)"
+    print(f"\npeak working memory (MiB per face), {size}x{size}, {how}; the released code's steady guided "
+          f"step, fp32, batch 1: {reference or 'not measured at this size'}")
+    print("| dtype | batch | plain forward | stage-1 step | stage-2 step, t >= T1 | stage-2 step, t < T1 | "
+          "worst step / released code's |")
+    print("|---|---|---|---|---|---|---|")
+    memory = WorkingMemory(device)
+    for name in dtype_names:
+        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+        unet = unet32.to(dtype)
+        model = host_like_model(unet, sigmas, dtype)
+        for batch in (1, 2):
+            face, scratch, labels = (value.expand(batch, *value.shape[1:]).contiguous()
+                                     for value in synthetic_inputs(size, device))
+            stage1 = PseudoReferenceGuidance(degraded=face, scratch=scratch)
+            stage2 = SelectiveGuidance(coarse=face, pseudo_reference=face, masks=selective_masks(scratch, labels),
+                                       colour_target=face)
+            x = torch.randn(batch, 3, size, size, device=device)
+
+            def second_step(guidance, t: int):
+                grid = torch.stack([sigmas[t], sigmas[t - 1], sigmas[t - 2]]).float()
+                return lambda: sample_ssdiff(model, x * (1 + grid[0] ** 2).sqrt(), grid,
+                                             {"model_options": {}, "seed": 0}, guidance=guidance,
+                                             discrete_sigmas=sigmas, interrupt=MarkAtPass(2, memory.mark))
+            with torch.inference_mode():
+                t_embed = torch.full((batch,), 500.0, device=device)
+                peaks = [memory.peak_mib(function) / batch for function in (
+                    lambda: unet(x.to(dtype), t_embed), second_step(stage1, 800), second_step(stage2, 600),
+                    second_step(stage2, 200))]
+            versus = f"{max(peaks[1:]) / reference:.2f}" if reference and name == "fp32" else "-"
+            print(f"| {name} | {batch} | " + " | ".join(f"{peak:.0f}" for peak in peaks) + f" | {versus} |")
     unet32.float()
 
 

@@ -110,10 +110,12 @@ def _sigma_above(sigmas: list[float], index: int, discrete_sigmas: torch.Tensor)
     return float(above.min()) if len(above) else None
 
 
-def _ddpm_step(model, x_t: torch.Tensor, step: ddpm.Transition, s_in: torch.Tensor, extra_args: dict,
+def _ddpm_step(model, x: torch.Tensor, step: ddpm.Transition, s_in: torch.Tensor, extra_args: dict,
                sink: VarianceSink, step_noise: ItemNoise, clamp_x0: bool):
-    """The ancestral DDPM step; learned variance where the model gives its variance channels."""
-    denoised = model(ddpm.k_diffusion_from_vp(x_t, step.sigma), step.sigma * s_in, **extra_args)
+    """The ancestral DDPM step from the k-diffusion state x; learned variance where the model
+    gives its variance channels. Returns (x_t, x0h, mean, log variance, x unguided, model output)."""
+    denoised = model(x, step.sigma * s_in, **extra_args)
+    x_t = ddpm.vp_from_k_diffusion(x, step.sigma)
     model_output = sink.take()
     x0h = denoised.clamp(-1, 1) if clamp_x0 else denoised
     channels = x_t.shape[1]
@@ -124,7 +126,31 @@ def _ddpm_step(model, x_t: torch.Tensor, step: ddpm.Transition, s_in: torch.Tens
     mean = ddpm.posterior_mean(step, x0h, x_t)
     z = step_noise.draw(x_t.device, x_t.dtype)
     x_unguided = mean if step.is_last else mean + torch.exp(0.5 * log_variance) * z
-    return x0h, mean, log_variance, x_unguided, model_output
+    return x_t, x0h, mean, log_variance, x_unguided, model_output
+
+
+def _guided_pass(model, x: torch.Tensor, step: ddpm.Transition, s_in: torch.Tensor, extra_args: dict,
+                 sink: VarianceSink, step_noise: ItemNoise, base_step: StepFunction | None, clamp_x0: bool,
+                 run: GuidanceRun, when: StepTime, scale: float,
+                 correction_rule: tuple[bool, bool]) -> StepRecord:
+    """One model evaluation of the k-diffusion state x at step.sigma and the normalised guidance
+    correction after it. The VP state x_t is derived after the model call, so that only the
+    model's input is alive while the network runs."""
+    if base_step is None:
+        x_t, x0h, mean, log_variance, x_unguided, model_output = _ddpm_step(
+            model, x, step, s_in, extra_args, sink, step_noise, clamp_x0)
+    else:
+        capturing = CapturingModel(model)
+        x_next = base_step(capturing, x, torch.tensor([step.sigma, step.sigma_prev], device=x.device), extra_args,
+                           lambda: step_noise.draw(x.device, x.dtype))
+        x_t = ddpm.vp_from_k_diffusion(x, step.sigma)
+        x0h = capturing.first_denoised.clamp(-1, 1) if clamp_x0 else capturing.first_denoised
+        mean, log_variance = None, None
+        x_unguided, model_output = ddpm.vp_from_k_diffusion(x_next, step.sigma_prev), sink.take()
+    gradient = run.gradient(x0h, when)
+    per_image, per_channel = correction_rule
+    x_prev, k = apply_normalised_correction(x_t, x_unguided, gradient, scale, per_image, per_channel)
+    return StepRecord(when.timestep, x_t, model_output, x0h, mean, log_variance, x_unguided, gradient, k, x_prev)
 
 
 def sample_ssdiff(model: Callable[..., torch.Tensor], x: torch.Tensor, sigmas: torch.Tensor,
@@ -157,36 +183,24 @@ def sample_ssdiff(model: Callable[..., torch.Tensor], x: torch.Tensor, sigmas: t
     s_in = x.new_ones([x.shape[0]])
     levels = [snap_to_schedule(float(sigma), discrete_sigmas) for sigma in sigmas]
 
+    record: StepRecord | None = None
     for i in trange(len(levels) - 1, disable=disable):
         sigma, sigma_prev = levels[i], levels[i + 1]
         if sigma <= 0:  # a grid may end in several zeros: nothing is left to denoise
             continue
         step = ddpm.transition(sigma, sigma_prev, _sigma_above(levels, i, discrete_sigmas))
         when = run.step_time(timestep_of_sigma(sigma, discrete_sigmas), num_timesteps)
-        x_t = ddpm.vp_from_k_diffusion(x, sigma)
-        for repeat_index in range(guidance.repeat.repeats_at(when.timestep, num_timesteps)):
+        repeats = guidance.repeat.repeats_at(when.timestep, num_timesteps)
+        for repeat_index in range(repeats):
+            if repeat_index > 0:  # a repeat starts again at this level from the corrected sample
+                x = ddpm.k_diffusion_from_vp(record.x_prev, sigma)
+            record = None  # the last pass's tensors are not kept through this pass's model call
             if interrupt is not None:
                 interrupt()
-            if base_step is None:
-                x0h, mean, log_variance, x_unguided, model_output = _ddpm_step(
-                    model, x_t, step, s_in, extra_args, sink, step_noise, clamp_x0)
-            else:
-                capturing = CapturingModel(model)
-                x_next = base_step(capturing, ddpm.k_diffusion_from_vp(x_t, sigma),
-                                   torch.tensor([sigma, sigma_prev], device=x.device), extra_args,
-                                   lambda: step_noise.draw(x.device, x.dtype))
-                x0h = capturing.first_denoised.clamp(-1, 1) if clamp_x0 else capturing.first_denoised
-                mean, log_variance = None, None
-                x_unguided, model_output = ddpm.vp_from_k_diffusion(x_next, sigma_prev), sink.take()
-            gradient = run.gradient(x0h, when)
-            per_image, per_channel = run.correction_rule(repeat_index)
-            x_prev, k = apply_normalised_correction(x_t, x_unguided, gradient, guidance.scale,
-                                                    per_image, per_channel)
-            record = StepRecord(when.timestep, x_t, model_output, x0h, mean, log_variance,
-                                x_unguided, gradient, k, x_prev)
-            x_t = x_prev
-        x = ddpm.k_diffusion_from_vp(x_t, sigma_prev)
+            record = _guided_pass(model, x, step, s_in, extra_args, sink, step_noise, base_step, clamp_x0, run,
+                                  when, guidance.scale, run.correction_rule(repeat_index))
+        x = ddpm.k_diffusion_from_vp(record.x_prev, sigma_prev)
         if callback is not None:
             callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i],
-                      "denoised": x0h, "ssdiff": record})
+                      "denoised": record.x0h, "ssdiff": record})
     return x

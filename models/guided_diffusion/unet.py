@@ -219,7 +219,9 @@ class FaceUNet(nn.Module):
             skips.append(h)
         h = self.middle_block(h, emb)
         for block in self.output_blocks:
-            h = block(torch.cat([h, skips.pop()], dim=1), emb)
+            # Two statements, so that the previous h is freed before the block runs.
+            h = torch.cat([h, skips.pop()], dim=1)
+            h = block(h, emb)
         return self.out(h)
 
 
