@@ -77,5 +77,6 @@ def load_checkpoint(kind: ModelFile, name: str, build: Callable[[dict[str, torch
     try:
         return build(state_dict)
     except (ValueError, RuntimeError) as error:
-        raise CheckpointError(f"'{name}' is not a usable {kind.what}: {error}. Expected {kind.expected} "
+        reason = str(error).strip().rstrip(".")  # torch's load_state_dict messages end in ". "
+        raise CheckpointError(f"'{name}' is not a usable {kind.what}: {reason}. Expected {kind.expected} "
                               f"from {kind.source}") from error

@@ -131,6 +131,7 @@ def test_state_dict_with_extra_keys_names_some(server, models_root):
     torch.save(state_dict, models_root / "ssdiff" / "robust_extra_keys.pth")
     text = execution_error(server, ddpm_prompt(server, "robust_extra_keys.pth"))
     assert "unexpected" in text and "robust.extra.weight" in text, text
+    assert ". ." not in text, "the reason and the advice are one sentence each"
     assert_still_serves(server)
 
 
