@@ -1,7 +1,8 @@
 """Cost of SSDiff guidance on a latent model: one guided step of an SD1.5-size UNet and VAE
 (random weights, ComfyUI's own classes) at 512 x 512 pixels (64 x 64 latents), per latent
-guidance mode, against a plain UNet call: seconds per step (rows interleaved) and peak working
-memory in a separate run (bench/memory.py: CUDA allocator peak, or every CPU allocation).
+guidance mode, against a plain UNet call: seconds per step (rows interleaved) and peak memory
+(CUDA: allocator peak; CPU: peak resident memory above the baseline, sampled every 5 ms in a
+separate run).
 
     .venv/bin/python bench/bench_latent_path.py [--size 512] [--repeats 2]
 """
@@ -9,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
+import time
 from pathlib import Path
 
+import psutil
 import torch
-from memory import peak_working_mib
 from timing import median_seconds
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,6 +38,37 @@ def start_host(device: str):
     from harness.in_process_host import loaded_pack, start_comfyui
     start_comfyui(default_host(), cpu=device == "cpu")
     return loaded_pack(REPO)
+
+
+class PeakMemory:
+    """Peak memory of a block in MiB: CUDA allocator peak, or resident-set peak on the CPU."""
+
+    def __init__(self, device: torch.device):
+        self.device, self.peak = device, 0.0
+
+    def __enter__(self):
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+            self.base = torch.cuda.memory_allocated()
+        else:
+            process = psutil.Process()
+            self.base, self.running, highest = process.memory_info().rss, True, [0]
+
+            def sample():
+                while self.running:
+                    highest[0] = max(highest[0], process.memory_info().rss)
+                    time.sleep(0.005)
+            self.highest, self.thread = highest, threading.Thread(target=sample, daemon=True)
+            self.thread.start()
+        return self
+
+    def __exit__(self, *_):
+        if self.device.type == "cuda":
+            self.peak = (torch.cuda.max_memory_allocated() - self.base) / 2 ** 20
+        else:
+            self.running = False
+            self.thread.join()
+            self.peak = max(self.highest[0] - self.base, 0) / 2 ** 20
 
 
 def main() -> None:
@@ -84,14 +118,16 @@ def main() -> None:
 
     print(f"device {device}, {size}x{size} px ({latent_size}x{latent_size} latents), batch 1, SD1.5-size UNet "
           f"and VAE (random weights), median of {options.repeats}; torch {torch.__version__}")
-    print("| step | seconds | x plain UNet call | peak working memory (MiB) |")
+    print("| step | seconds | x plain UNet call | peak memory (MiB) |")
     print("|---|---|---|---|")
     rows = [("plain UNet call", plain)] + [(f"guided, {mode}", guided(mode)) for mode in adapter.pixel_maps.LATENT_GUIDANCE]
     peaks: dict[str, float] = {}
     with torch.inference_mode():
         for name, function in rows:
             function()  # warm-up
-            peaks[name] = peak_working_mib(function, device)
+            with PeakMemory(device) as memory:  # a run of its own: the sampling thread takes a core
+                function()
+            peaks[name] = memory.peak
         times = median_seconds(dict(rows), options.repeats, device, warm_up=False)
     plain_seconds = times["plain UNet call"]
     for name, _ in rows:
