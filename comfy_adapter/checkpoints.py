@@ -3,6 +3,7 @@ resolved in a kind's folders, and checkpoints read without running pickled code.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Callable, TypeVar
 
 import torch
@@ -48,19 +49,40 @@ def model_path(kind: ModelFile, name: str) -> str:
                           f"get it from {kind.source}")
 
 
+def _container_error(kind: ModelFile, path: str, content: object) -> CheckpointError:
+    return CheckpointError(f"'{os.path.basename(path)}' is not a checkpoint of the kind expected: it holds "
+                           f"{content}, where a {kind.what} file holds a dict of named tensors. Expected "
+                           f"{kind.expected} from {kind.source}")
+
+
+def _unreadable(kind: ModelFile, path: str, error: Exception) -> CheckpointError:
+    """Why ComfyUI's reader failed: a file that loads as tensors but is no dict of them (a list, a
+    bare tensor, a number), or one that is damaged or needs code to load."""
+    try:
+        content = torch.load(path, map_location="meta", weights_only=True)
+    except Exception:
+        return CheckpointError(f"could not read '{path}' as a {kind.what}: it is damaged, not a checkpoint, "
+                               f"or needs code to load (refused: only tensors are read; {type(error).__name__}). "
+                               f"Expected {kind.expected} from {kind.source}")
+    return _container_error(kind, path, f"a {type(content).__name__}")
+
+
 def read_state_dict(kind: ModelFile, path: str) -> dict[str, torch.Tensor]:
     """Reads a checkpoint without running pickled code, unwraps it (unwrap_state_dict) and checks
-    that the kind's marker keys are there."""
+    that it holds tensors and the kind's marker keys."""
     try:
-        state_dict = comfy.utils.load_torch_file(path, safe_load=True)
+        content = comfy.utils.load_torch_file(path, safe_load=True)
     except Exception as error:
-        raise CheckpointError(f"could not read '{path}' as a {kind.what}: it is damaged, not a checkpoint, "
-                              f"or needs code to load (refused: only tensors are read; {type(error).__name__}). "
-                              f"Expected {kind.expected} from {kind.source}") from error
-    state_dict = unwrap_state_dict(state_dict)
+        raise _unreadable(kind, path, error) from error
+    if not isinstance(content, Mapping):
+        raise _container_error(kind, path, f"a {type(content).__name__}")
+    state_dict = unwrap_state_dict(content)
+    if not state_dict:
+        keys = ", ".join(map(str, list(content)[:4])) or "nothing"
+        raise _container_error(kind, path, f"no tensors (its keys: {keys})")
     missing = [key for key in kind.marker_keys if key not in state_dict]
     if missing:
-        found = ", ".join(list(state_dict)[:4]) or "no tensors"
+        found = ", ".join(list(state_dict)[:4])
         raise CheckpointError(f"'{os.path.basename(path)}' is not a {kind.what} (it lacks "
                               f"{', '.join(missing)}; found {found}, ...). Expected {kind.expected} "
                               f"from {kind.source}")

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from harness.tiny_models import TINY_STAND_INS
+
 from robustness_support import (DDPM, SCRATCH, assert_still_serves, ddpm_loader, execution_error, load_image,
                                 output_arrays, random_rgb, refused, save, stage1_prompt,
                                 write_image)
@@ -142,4 +144,28 @@ def test_state_dict_with_a_tensor_of_the_wrong_shape_names_it(server, models_roo
     torch.save(state_dict, models_root / "ssdiff" / "robust_wrong_shape.pth")
     text = execution_error(server, ddpm_prompt(server, "robust_wrong_shape.pth"))
     assert "robust_wrong_shape.pth" in text and "size mismatch for " + key.removeprefix("module.") in text, text
+    assert_still_serves(server)
+
+
+CONTAINERS = {
+    "a_list": lambda: [torch.zeros(4), torch.ones(4)],
+    "a_list_of_one": lambda: [torch.zeros(4)],
+    "a_bare_tensor": lambda: torch.zeros(4),
+    "a_number": lambda: 3,
+    "no_tensors": lambda: {"epoch": 3, "optimizer": {"lr": 0.1}},
+}
+
+
+@pytest.mark.parametrize("content", sorted(CONTAINERS))
+@pytest.mark.parametrize("loader", sorted(TINY_STAND_INS))
+def test_checkpoint_container_of_the_wrong_shape_is_named_for_every_loader(server, models_root, loader, content):
+    input_name, folder, _, _ = TINY_STAND_INS[loader]
+    name = f"robust_{content}_{loader}.pth"
+    torch.save(CONTAINERS[content](), models_root / folder / name)
+    inputs = {input_name: name, **({"weight_dtype": "fp32"} if loader == "SSDiffFaceDiffusionLoader" else {})}
+    text = execution_error(server, {"1": {"class_type": loader, "inputs": inputs},
+                                    "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}}})
+    expected = "no tensors" if content == "no_tensors" else "holds a "
+    assert name in text and "not a checkpoint of the kind expected" in text and expected in text, text
+    assert "http" in text, "the refusal says where to get the right file"
     assert_still_serves(server)
