@@ -51,6 +51,3 @@ class WorkingMemory:
                 peak = max(peak, live)
         return (peak - base) / 2 ** 20
 
-
-def peak_working_mib(function: Callable[[], object], device: torch.device) -> float:
-    return WorkingMemory(device).peak_mib(function)

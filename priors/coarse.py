@@ -10,7 +10,7 @@ import torch.nn.functional as F
 RESTORER_SIZE = 512
 
 Restorer = Callable[[torch.Tensor], torch.Tensor]
-"""B x 3 x 512 x 512 in [-1, 1] -> the restored faces in [-1, 1] (on any device)."""
+"""B x 3 x 512 x 512 in [-1, 1] -> the restored faces, float32 in [-1, 1] (on any device)."""
 
 
 def coarse_restore(restorer: Restorer, faces: torch.Tensor,
@@ -24,8 +24,7 @@ def coarse_restore(restorer: Restorer, faces: torch.Tensor,
         height, width = face.shape[-2:]
         x = F.interpolate(face[None].float(), size=(RESTORER_SIZE, RESTORER_SIZE), mode="bilinear",
                           align_corners=False, antialias=True) * 2 - 1
-        output = restorer(x).float().clamp(-1, 1)
-        output = F.interpolate((output + 1) / 2, size=(height, width), mode="bilinear", align_corners=False,
+        output = F.interpolate((restorer(x) + 1) / 2, size=(height, width), mode="bilinear", align_corners=False,
                                antialias=True)
         restored.append(output.clamp(0, 1).to(faces.device))
     return torch.cat(restored)

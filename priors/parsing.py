@@ -91,18 +91,17 @@ def parse_faces(parser: FaceParser, faces: torch.Tensor, check_interrupt: Callab
     the reference does. `released_code`: the input as the released SSDiff code gives it."""
     labels = []
     to_celebamask = torch.tensor(PARSENET_TO_CELEBAMASK_HQ, device=parser.device)
+    height, width = faces.shape[-2:]
+    rows = pil_nearest_indices(height, PARSING_SIZE).to(parser.device)
+    columns = pil_nearest_indices(width, PARSING_SIZE).to(parser.device)
     for face in faces:
         if check_interrupt is not None:
             check_interrupt()
-        height, width = face.shape[-2:]
         resized = F.interpolate(face[None].float().to(parser.device), size=(PARSING_SIZE, PARSING_SIZE),
                                 mode="bilinear", align_corners=False, antialias=True)
         with torch.no_grad():
             logits = parser.network(_network_input(parser, resized, released_code))[0]
-        label = logits.argmax(dim=1)
-        rows = pil_nearest_indices(height, label.shape[-2]).to(label.device)
-        columns = pil_nearest_indices(width, label.shape[-1]).to(label.device)
-        label = label[:, rows][:, :, columns]
+        label = logits.argmax(dim=1)[:, rows][:, :, columns]
         if parser.backend == "parsenet":
             label = to_celebamask[label]
         labels.append(label.to(faces.device))
