@@ -100,6 +100,10 @@ class VaeDecoderMap:
 def latent_pixel_map(latent_format: comfy.latent_formats.LatentFormat, vae: comfy.sd.VAE | None,
                      latent_guidance: LatentGuidance) -> PixelMap:
     """How a latent model's x0 reaches the pixel losses under `latent_guidance`."""
+    if vae is not None and vae.latent_channels != latent_format.latent_channels:
+        kind = "the face DDPM's pixel VAE" if vae.latent_channels == 3 and vae_scale(vae) == 1 else "another model's VAE"
+        raise ValueError(f"vae makes {vae.latent_channels}-channel latents ({kind}), but this MODEL samples "
+                         f"{latent_format.latent_channels}-channel ones: connect the VAE of the model's own checkpoint")
     if latent_guidance == "latent_rgb_approximation":
         factors = getattr(latent_format, "latent_rgb_factors", None)
         if factors is None:

@@ -17,6 +17,7 @@ import comfy.sd
 import comfy.utils
 import latent_preview
 
+from ..models.guided_diffusion import FaceUNetConfig
 from ..ssdiff_core.pixel_space import IdentityMap, PixelMap
 from ..ssdiff_core.sampler import Guidance, ItemNoise, StepFunction, sample_ssdiff
 from ..ssdiff_core.schedule import respaced_sigmas
@@ -74,12 +75,55 @@ def model_space(base_model: comfy.model_base.BaseModel, vae: comfy.sd.VAE | None
     return ModelSpace(pixel_map, pixel_space, schedule_sigmas(base_model))
 
 
+GUIDANCE_IMAGES = 16
+"""Image-sized float32 tensors a guided step holds beside the network: x_t, x0, the gradient, the
+targets and masks of the losses (counted generously)."""
+
+
+def require_room_for_step(network: torch.nn.Module, shape: tuple[int, ...], dtype: torch.dtype) -> None:
+    """Refuses, before anything is allocated, a face DDPM run at a size whose guided step cannot fit
+    in the device's whole memory (unloading other models would not help). Other networks are left
+    to ComfyUI's memory management."""
+    config = getattr(network, "config", None)
+    if not isinstance(config, FaceUNetConfig):
+        return
+    batch, _, height, width = shape
+    device = compute_device()
+    needed = (config.forward_bytes(batch, height, width, torch.finfo(dtype).bits // 8,
+                                   attention_maps=device.type != "cuda")
+              + GUIDANCE_IMAGES * batch * 3 * height * width * 4)
+    total = comfy.model_management.get_total_memory(device)
+    if needed > total:
+        raise ValueError(
+            f"a guided step of the face DDPM on a batch of {batch} at {width}x{height} needs about "
+            f"{needed / 2**30:,.0f} GiB, more than the {total / 2**30:.1f} GiB of {device}: the face DDPM works on "
+            "aligned 512 x 512 faces, so put SSDiff Face Crop before this node (and SSDiff Face Paste after), or "
+            "scale the image down")
+
+
+def require_matching_latent(base_model: comfy.model_base.BaseModel, space: ModelSpace, x: torch.Tensor) -> None:
+    """A latent of another model's kind is refused by name, before the network fails on it."""
+    channels = base_model.latent_format.latent_channels
+    if x.shape[1] == channels:
+        return
+    if space.pixel_space:
+        raise ValueError(f"the face DDPM samples pixels ({channels} channels), but this latent has {x.shape[1]} "
+                         "channels, as a Stable Diffusion-type VAE encodes them: encode the image with the "
+                         "'pixel VAE' output of SSDiff Face Diffusion Loader")
+    raise ValueError(f"this MODEL samples {channels}-channel latents, but this latent has {x.shape[1]} channels "
+                     f"({'the face DDPM pixel VAE makes 3' if x.shape[1] == 3 else 'another VAE made it'}): encode "
+                     "the image with the VAE of the model's own checkpoint")
+
+
 def _host_sampler_function(model, x, sigmas, extra_args=None, callback=None, disable=None,
                            guidance: Guidance | None = None, base_sampler: BaseSampler = LEARNED_VARIANCE_DDPM,
                            vae: comfy.sd.VAE | None = None, latent_guidance: LatentGuidance = "vae_decoder",
                            step_noise: ItemNoise | None = None, space: ModelSpace | None = None):
+    base_model = model.inner_model.inner_model
     if space is None:  # SamplerCustom: the sampler is all this run knows of
-        space = model_space(model.inner_model.inner_model, vae, latent_guidance)
+        space = model_space(base_model, vae, latent_guidance)
+    require_matching_latent(base_model, space, x)
+    require_room_for_step(base_model.diffusion_model, tuple(x.shape), base_model.get_dtype())
     try:
         return sample_ssdiff(model, x, sigmas, extra_args, callback, disable, guidance=guidance,
                              discrete_sigmas=space.discrete_sigmas, step_noise=step_noise,
@@ -134,6 +178,8 @@ def sample_face(model: comfy.model_patcher.ModelPatcher, guidance_at: Callable[[
     model samples latents under the given conditioning, decoded by `vae`.
     Returns B x 3 x H x W in [-1, 1]."""
     space = model_space(model.model, vae, latent_guidance)
+    if space.pixel_space:
+        require_room_for_step(model.get_model_object("diffusion_model"), (batch, 3, *size), model.model.get_dtype())
     guidance = guidance_at(pixel_multiple(model, space, vae))
     sample_height, sample_width = guidance.sample_size
     if space.pixel_space:

@@ -127,7 +127,7 @@ class ComfyServer:
                     messages = [m for m in entry["status"].get("messages", []) if m[0] == "execution_error"]
                     raise RuntimeError(f"prompt {prompt_id} failed: {json.dumps(messages)[:2000]}")
                 return entry
-            time.sleep(0.5)
+            time.sleep(0.1)
         raise TimeoutError(f"prompt {prompt_id} did not finish within {timeout} s")
 
     def run(self, prompt: dict, timeout: float = 600) -> dict:

@@ -1,6 +1,6 @@
 """Conversions at the node boundary, used by every node: ComfyUI's IMAGE (B x H x W x C, 0..1) and
-MASK (B x H x W), checked for invalid values, to the method's B x C x H x W tensors in [-1, 1] or
-the priors' in [0, 1], and back; plus size matching and padding."""
+MASK (B x H x W), as input_checks let them in, to the method's B x C x H x W tensors in [-1, 1] or
+the priors' in [0, 1], and back; plus batch and size matching and padding."""
 from __future__ import annotations
 
 import logging
@@ -9,35 +9,21 @@ import torch
 import torch.nn.functional as F
 
 
-def require_finite(tensor: torch.Tensor, name: str) -> None:
-    """Refuses NaN and infinite values, which would spread through every later step unseen."""
-    invalid = int((~torch.isfinite(tensor)).sum())
-    if invalid:
-        raise ValueError(f"{name} contains {invalid} NaN or infinite values (of {tensor.numel()}): the node "
-                         f"that made it produced invalid pixels; fix or replace that node's output")
-
-
 def rgb_channels(image: torch.Tensor) -> torch.Tensor:
     """IMAGE (... x H x W x 1, 3 or 4) -> its RGB channels, ... x H x W x 3: grayscale repeated,
     alpha dropped."""
     return image[..., :3] if image.shape[-1] >= 3 else image.expand(*image.shape[:-1], 3)
 
 
-def image_to_model(image: torch.Tensor, name: str = "image") -> torch.Tensor:
+def image_to_model(image: torch.Tensor) -> torch.Tensor:
     """IMAGE -> B x 3 x H x W in [-1, 1]. Grayscale is copied to RGB, alpha is dropped."""
-    if image.ndim == 3:
-        image = image.unsqueeze(0)
-    if image.ndim != 4 or image.shape[-1] not in (1, 3, 4):
-        raise ValueError(f"{name} must be an IMAGE (B x H x W x 1, 3 or 4 channels), got shape "
-                         f"{tuple(image.shape)}")
-    return image_to_rgb(image, name).clamp(0, 1) * 2 - 1
+    return image_to_rgb(image) * 2 - 1
 
 
-def image_to_rgb(image: torch.Tensor, name: str = "image") -> torch.Tensor:
+def image_to_rgb(image: torch.Tensor) -> torch.Tensor:
     """IMAGE -> B x 3 x H x W in [0, 1], the priors' convention. Grayscale is copied to RGB, alpha
-    is dropped."""
-    require_finite(image, name)
-    return rgb_channels(image).movedim(-1, 1).float()
+    is dropped, a small overshoot is clamped."""
+    return rgb_channels(image).movedim(-1, 1).float().clamp(0, 1)
 
 
 def channels_first(image: torch.Tensor) -> torch.Tensor:
@@ -54,14 +40,18 @@ def model_to_image(x: torch.Tensor) -> torch.Tensor:
     return ((x.float() + 1) / 2).clamp(0, 1).movedim(1, -1).contiguous()
 
 
-def mask_to_model(mask: torch.Tensor, name: str = "mask") -> torch.Tensor:
+def mask_to_model(mask: torch.Tensor) -> torch.Tensor:
     """MASK (B x H x W or H x W) -> B x 1 x H x W in [0, 1]."""
     if mask.ndim == 2:
         mask = mask.unsqueeze(0)
-    if mask.ndim != 3:
-        raise ValueError(f"{name} must be a MASK (B x H x W), got shape {tuple(mask.shape)}")
-    require_finite(mask, name)
     return mask.float().clamp(0, 1).unsqueeze(1)
+
+
+def require_batch(tensor: torch.Tensor, batch: int, name: str, of: str) -> None:
+    """Companion inputs come one per item of `of` (a batch of `batch`) or one for all."""
+    if tensor.shape[0] not in (1, batch):
+        raise ValueError(f"{name} has a batch of {tensor.shape[0]}, {of} a batch of {batch}: give one per "
+                         f"{of} or a single one for all")
 
 
 def match_size(tensor: torch.Tensor, size: tuple[int, int], name: str, mode: str = "bilinear") -> torch.Tensor:

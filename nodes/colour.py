@@ -11,6 +11,7 @@ from ..ssdiff_core.colour_transfer import masked_mean_std_transfer
 from . import boundary
 from .loaders import CheckpointLoader
 from .types import ColourTransferType
+from .input_checks import checked_inputs
 
 
 class SSDiffColourTransferLoader(CheckpointLoader):
@@ -29,6 +30,7 @@ class SSDiffColourTransferLoader(CheckpointLoader):
         )
 
     @classmethod
+    @checked_inputs
     def execute(cls, model_name: str) -> io.NodeOutput:
         network = cls.load(model_name, cap_vstnet.build)
         return io.NodeOutput(CapVstnetTransfer(network.float().to(sampling.compute_device())))
@@ -54,16 +56,21 @@ class SSDiffColourTransfer(io.ComfyNode):
         )
 
     @classmethod
+    @checked_inputs
     def execute(cls, content: torch.Tensor, style: torch.Tensor, region: torch.Tensor | None = None,
                 colour_transfer=None) -> io.NodeOutput:
-        content_image = boundary.image_to_model(content, "content")
-        size = tuple(content_image.shape[-2:])
-        style_image = boundary.match_size(boundary.image_to_model(style, "style"), size, "style")
+        content_image = boundary.image_to_model(content)
+        batch, size = content_image.shape[0], tuple(content_image.shape[-2:])
+        style_image = boundary.image_to_model(style)
+        boundary.require_batch(style_image, batch, "style", "content")
+        style_image = boundary.match_size(style_image, size, "style")
         if region is None:
             inside = torch.ones_like(content_image[:, :1], dtype=torch.bool)
         else:
-            inside = boundary.match_size(boundary.mask_to_model(region, "region"), size, "region") > 0.5
-            inside = inside.expand(content_image.shape[0], -1, -1, -1)
+            region_mask = boundary.mask_to_model(region)
+            boundary.require_batch(region_mask, batch, "region", "content")
+            inside = boundary.match_size(region_mask, size, "region") > 0.5
+            inside = inside.expand(batch, -1, -1, -1)
         transfer = colour_transfer or masked_mean_std_transfer
         recoloured = transfer(content_image, style_image.expand_as(content_image), inside)
         return io.NodeOutput(boundary.model_to_image(torch.where(inside, recoloured, content_image)))

@@ -7,6 +7,7 @@ from ..comfy_adapter import face_model
 from ..models import guided_diffusion
 from ..models.files import SSDIFF_FOLDER
 from .loaders import CheckpointLoader
+from .input_checks import checked_inputs
 
 
 class SSDiffFaceDiffusionLoader(CheckpointLoader):
@@ -31,10 +32,11 @@ class SSDiffFaceDiffusionLoader(CheckpointLoader):
         )
 
     @classmethod
-    def validate_inputs(cls, ckpt_name: str) -> bool | str:
+    def validate_inputs(cls, ckpt_name: str | None = None) -> bool | str:
         return cls.validate_checkpoint(ckpt_name)
 
     @classmethod
+    @checked_inputs
     def execute(cls, ckpt_name: str, weight_dtype: str) -> io.NodeOutput:
         return io.NodeOutput(face_model.load_face_ddpm(ckpt_name, weight_dtype), face_model.pixel_space_vae())
 
@@ -53,5 +55,6 @@ class SSDiffUnconditional(io.ComfyNode):
         )
 
     @classmethod
+    @checked_inputs
     def execute(cls) -> io.NodeOutput:
         return io.NodeOutput(face_model.empty_conditioning())

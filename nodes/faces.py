@@ -11,6 +11,7 @@ from ..priors.faces import crop_faces, paste_faces
 from . import boundary
 from .loaders import CheckpointLoader
 from .types import FaceDetectorType, FaceInfoType
+from .input_checks import checked_inputs
 
 
 class SSDiffFaceDetectorLoader(CheckpointLoader):
@@ -29,6 +30,7 @@ class SSDiffFaceDetectorLoader(CheckpointLoader):
         )
 
     @classmethod
+    @checked_inputs
     def execute(cls, model_name: str) -> io.NodeOutput:
         device = sampling.compute_device()
         with torch.inference_mode(False):
@@ -65,11 +67,10 @@ class SSDiffFaceCrop(io.ComfyNode):
         )
 
     @classmethod
+    @checked_inputs
     def execute(cls, detector, image: torch.Tensor, crop_size: int, selection: str, index: int,
                 min_eye_distance: float, confidence: float, mask: torch.Tensor | None = None) -> io.NodeOutput:
-        photos = boundary.image_to_rgb(image, "image")
-        if mask is not None:
-            boundary.require_finite(mask, "mask")
+        photos = boundary.image_to_rgb(image)
         faces, masks, info = crop_faces(detector, photos, crop_size, selection, index, min_eye_distance,
                                         confidence, mask, sampling.check_interrupt)
         return io.NodeOutput(boundary.channels_last(faces), masks, info)
@@ -91,8 +92,7 @@ class SSDiffFacePaste(io.ComfyNode):
         )
 
     @classmethod
+    @checked_inputs
     def execute(cls, image: torch.Tensor, faces: torch.Tensor, face_info) -> io.NodeOutput:
-        if face_info.faces:  # without any, the photos pass through whatever `faces` holds
-            boundary.require_finite(faces, "faces")
         pasted = paste_faces(boundary.channels_first(image), boundary.channels_first(faces), face_info)
         return io.NodeOutput(boundary.channels_last(pasted))

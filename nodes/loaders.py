@@ -25,7 +25,10 @@ class CheckpointLoader(io.ComfyNode):
                               tooltip=f"{kind.expected} in models/{' or models/'.join(kind.folders)}; from {kind.source}")
 
     @classmethod
-    def validate_checkpoint(cls, name: str) -> bool | str:
+    def validate_checkpoint(cls, name: str | None) -> bool | str:
+        """None: the name arrives through a link, and is checked when the node executes."""
+        if name is None:
+            return True
         try:
             checkpoints.model_path(cls.FILE, name)
         except checkpoints.CheckpointError as error:
@@ -33,7 +36,7 @@ class CheckpointLoader(io.ComfyNode):
         return True
 
     @classmethod
-    def validate_inputs(cls, model_name: str) -> bool | str:
+    def validate_inputs(cls, model_name: str | None = None) -> bool | str:
         return cls.validate_checkpoint(model_name)
 
     @classmethod

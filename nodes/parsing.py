@@ -11,6 +11,7 @@ from ..ssdiff_core.regions import CELEBAMASK_HQ_LABELS, REGION_GROUPS, region_ma
 from . import boundary
 from .loaders import CheckpointLoader
 from .types import FaceParserType, ParsingType
+from .input_checks import checked_inputs
 
 
 class SSDiffFaceParserLoader(CheckpointLoader):
@@ -29,6 +30,7 @@ class SSDiffFaceParserLoader(CheckpointLoader):
         )
 
     @classmethod
+    @checked_inputs
     def execute(cls, model_name: str) -> io.NodeOutput:
         network, backend = cls.load(model_name, face_parsing.build)
         return io.NodeOutput(FaceParser(network.to(sampling.compute_device()), backend))
@@ -59,7 +61,9 @@ class SSDiffFaceParse(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, regions: str) -> bool | str:
+    def validate_inputs(cls, regions: str | None = None) -> bool | str:
+        if regions is None:  # linked: checked when the node executes
+            return True
         try:
             resolve_regions(regions)
         except ValueError as error:
@@ -67,9 +71,10 @@ class SSDiffFaceParse(io.ComfyNode):
         return True
 
     @classmethod
+    @checked_inputs
     def execute(cls, parser: FaceParser, image: torch.Tensor, regions: str,
                 reference_compat: bool) -> io.NodeOutput:
-        labels = parse_faces(parser, boundary.image_to_rgb(image, "image"), sampling.check_interrupt,
+        labels = parse_faces(parser, boundary.image_to_rgb(image), sampling.check_interrupt,
                              released_code=reference_compat)
         mask = region_mask(labels, resolve_regions(regions))[:, 0].float()
         return io.NodeOutput(labels, mask, preview(labels))
@@ -90,6 +95,7 @@ class SSDiffLabelMapToParsing(io.ComfyNode):
         )
 
     @classmethod
+    @checked_inputs
     def execute(cls, label_map: torch.Tensor) -> io.NodeOutput:
         labels = torch.round(label_map[..., 0].float() * 255).long()
         largest = int(labels.max()) if labels.numel() else 0

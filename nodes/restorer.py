@@ -13,6 +13,7 @@ from ..priors.coarse import coarse_restore
 from . import boundary
 from .loaders import CheckpointLoader
 from .types import FaceRestorerType
+from .input_checks import checked_inputs
 
 
 class SSDiffFaceRestorerLoader(CheckpointLoader):
@@ -31,6 +32,7 @@ class SSDiffFaceRestorerLoader(CheckpointLoader):
         )
 
     @classmethod
+    @checked_inputs
     def execute(cls, model_name: str) -> io.NodeOutput:
         restorer = cls.load(model_name, face_restorers.build)
         restorer.network.to(sampling.compute_device())
@@ -58,8 +60,9 @@ class SSDiffCoarseRestore(io.ComfyNode):
         )
 
     @classmethod
+    @checked_inputs
     def execute(cls, restorer: face_restorers.FaceRestorer, image: torch.Tensor, fidelity: float,
                 adain: bool = False) -> io.NodeOutput:
         restored = coarse_restore(functools.partial(restorer, fidelity=fidelity, adain=adain),
-                                  boundary.image_to_rgb(image, "image"), sampling.check_interrupt)
+                                  boundary.image_to_rgb(image), sampling.check_interrupt)
         return io.NodeOutput(boundary.channels_last(restored))

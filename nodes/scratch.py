@@ -10,6 +10,7 @@ from ..priors.scratch import RESIZE_MODES, detect_scratch_probability, scratch_m
 from . import boundary
 from .loaders import CheckpointLoader
 from .types import ScratchDetectorType
+from .input_checks import checked_inputs
 
 
 class SSDiffScratchDetectorLoader(CheckpointLoader):
@@ -28,6 +29,7 @@ class SSDiffScratchDetectorLoader(CheckpointLoader):
         )
 
     @classmethod
+    @checked_inputs
     def execute(cls, model_name: str) -> io.NodeOutput:
         network = cls.load(model_name, scratch_detection.build)
         return io.NodeOutput(network.to(sampling.compute_device()))
@@ -59,9 +61,10 @@ class SSDiffScratchMask(io.ComfyNode):
         )
 
     @classmethod
+    @checked_inputs
     def execute(cls, detector, image: torch.Tensor, threshold: float, dilation: int, resize_mode: str,
                 add_mask: torch.Tensor | None = None, erase_mask: torch.Tensor | None = None) -> io.NodeOutput:
-        probability = detect_scratch_probability(detector, boundary.image_to_rgb(image, "image"), resize_mode,
+        probability = detect_scratch_probability(detector, boundary.image_to_rgb(image), resize_mode,
                                                  sampling.check_interrupt)
         mask = scratch_mask(probability, threshold, dilation, add_mask, erase_mask)
         return io.NodeOutput(mask[:, 0], probability[:, 0])

@@ -6,6 +6,7 @@ from comfy_api.latest import io
 
 from ..comfy_adapter import sampling
 from . import stage_guidance, stage_inputs
+from .input_checks import checked_inputs
 
 
 class SSDiffSampler(io.ComfyNode):
@@ -26,10 +27,11 @@ class SSDiffSampler(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, s_start: float, s_end: float) -> bool | str:
+    def validate_inputs(cls, s_start: float | None = None, s_end: float | None = None) -> bool | str:
         return stage_inputs.validate_repeat_window(s_start, s_end)
 
     @classmethod
+    @checked_inputs
     def execute(cls, model, image: torch.Tensor, seed: int, steps: int, base_sampler: str, latent_guidance: str,
                 cfg: float, vae=None, positive=None, negative=None, **stage_options) -> io.NodeOutput:
         stage = stage_guidance.SelectiveInputs(image=image, **stage_options)
@@ -54,10 +56,11 @@ class SSDiffSelectiveSampler(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, s_start: float, s_end: float) -> bool | str:
+    def validate_inputs(cls, s_start: float | None = None, s_end: float | None = None) -> bool | str:
         return stage_inputs.validate_repeat_window(s_start, s_end)
 
     @classmethod
+    @checked_inputs
     def execute(cls, base_sampler: str, latent_guidance: str, vae=None, **stage_options) -> io.NodeOutput:
         guidance = stage_guidance.SelectiveInputs(**stage_options).guidance()
         return io.NodeOutput(sampling.guided_sampler(guidance, base_sampler, vae, latent_guidance))

@@ -20,7 +20,9 @@ from . import boundary
 def _scratch(scratch_mask: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
     if scratch_mask is None:
         return torch.zeros_like(like[:, :1])
-    return boundary.match_size(boundary.mask_to_model(scratch_mask, "scratch_mask"), like.shape[-2:], "scratch_mask")
+    scratch = boundary.mask_to_model(scratch_mask)
+    boundary.require_batch(scratch, like.shape[0], "scratch_mask", "image")
+    return boundary.match_size(scratch, like.shape[-2:], "scratch_mask")
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,7 @@ class PseudoReferenceInputs:
     scratch_mask: torch.Tensor | None = None
 
     def guidance(self, pad_multiple: int = 1) -> PseudoReferenceGuidance:
-        degraded = boundary.image_to_model(self.image, "image")
+        degraded = boundary.image_to_model(self.image)
         scratch = _scratch(self.scratch_mask, degraded)
         return PseudoReferenceGuidance(
             degraded=boundary.pad_to_multiple(degraded, pad_multiple),
@@ -75,22 +77,26 @@ class SelectiveInputs:
         return self.colour_transfer
 
     def guidance(self, pad_multiple: int = 1) -> SelectiveGuidance:
-        degraded = boundary.image_to_model(self.image, "image")
-        size = degraded.shape[-2:]
+        degraded = boundary.image_to_model(self.image)
+        batch, size = degraded.shape[0], degraded.shape[-2:]
 
         def face_image(value: torch.Tensor, name: str) -> torch.Tensor:
-            return boundary.pad_to_multiple(boundary.match_size(boundary.image_to_model(value, name), size, name),
-                                            pad_multiple)
+            image = boundary.image_to_model(value)
+            boundary.require_batch(image, batch, name, "image")
+            return boundary.pad_to_multiple(boundary.match_size(image, size, name), pad_multiple)
 
         labels = None
         if self.parsing is not None:
+            boundary.require_batch(self.parsing, batch, "parsing", "image")
             labels = boundary.match_size(self.parsing.unsqueeze(1), size, "parsing", mode="nearest")
             labels = boundary.pad_to_multiple(labels, pad_multiple)[:, 0]
         scratch = boundary.pad_to_multiple(_scratch(self.scratch_mask, degraded), pad_multiple)
         colour_region = None
         if self.colour_region is not None:
-            colour_region = boundary.pad_to_multiple(boundary.match_size(
-                boundary.mask_to_model(self.colour_region, "colour_region"), size, "colour_region"), pad_multiple) > 0.5
+            region = boundary.mask_to_model(self.colour_region)
+            boundary.require_batch(region, batch, "colour_region", "image")
+            colour_region = boundary.pad_to_multiple(boundary.match_size(region, size, "colour_region"),
+                                                     pad_multiple) > 0.5
         return SelectiveGuidance(
             coarse=face_image(self.coarse_restoration, "coarse_restoration"),
             pseudo_reference=face_image(self.pseudo_reference, "pseudo_reference"),

@@ -47,7 +47,10 @@ def compat_input() -> io.Input:
                 "reference term, batch-wide norms) instead of the paper")
 
 
-def validate_repeat_window(s_start: float, s_end: float) -> bool | str:
+def validate_repeat_window(s_start: float | None, s_end: float | None) -> bool | str:
+    """None: that end arrives through a link, and the window is checked when the node executes."""
+    if s_start is None or s_end is None:
+        return True
     if not 0.0 <= s_end <= s_start <= 1.0:
         return f"need 0 <= s_end <= s_start <= 1 (fractions of the schedule), got s_start={s_start}, s_end={s_end}"
     return True

@@ -49,6 +49,11 @@ def crop_faces(detector, photos: torch.Tensor, crop_size: int = 512, selection: 
                             "min_eye_distance %s", image_index, len(too_small),
                             ", ".join(f"{face.eye_distance:.1f}" for face in too_small), min_eye_distance)
         faces = select_faces(detected, selection, index, min_eye_distance)
+        usable = len(detected) - len(too_small)
+        if selection == "index" and not faces and usable:
+            raise ValueError(f"FaceCrop index {index} asks for face {index + 1} (counted from the largest), but "
+                             f"photo {image_index} has {usable} usable face(s): choose an index from 0 to "
+                             f"{usable - 1}")
         for face in faces:
             affine = alignment_affine(face.landmarks, crop_size)
             crops.append(warp_face(rgb, affine, crop_size))
@@ -76,6 +81,11 @@ def paste_faces(photos: torch.Tensor, faces: torch.Tensor, info: FaceInfo) -> to
                          "connect the faces that came from the same FaceCrop, in order")
     if photos.shape[0] != len(info.image_sizes):
         raise ValueError(f"FacePaste got {photos.shape[0]} photos, FaceCrop saw {len(info.image_sizes)}")
+    for image_index, (photo, (height, width)) in enumerate(zip(photos, info.image_sizes)):
+        if tuple(photo.shape[-2:]) != (height, width):
+            raise ValueError(f"FacePaste: photo {image_index} is {photo.shape[-1]}x{photo.shape[-2]}, but FaceCrop "
+                             f"cropped its faces from a {width}x{height} photo: connect the photo that went into "
+                             "that FaceCrop (in another size the faces would land in the wrong place)")
     pasted = [_channels_last_array(photo) for photo in photos]
     for crop, entry in zip(faces, info.faces):
         face = _channels_last_array(crop[:3])

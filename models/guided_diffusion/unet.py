@@ -71,6 +71,31 @@ class FaceUNetConfig:
             out_channels=state_dict["out.2.weight"].shape[0],
         )
 
+    def forward_bytes(self, batch: int, height: int, width: int, element_size: int = 4,
+                      attention_maps: bool = True) -> int:
+        """About the most memory one forward pass holds at (batch, height, width): every skip
+        connection the decoder keeps, plus the working tensors of the largest output block (its
+        concatenated input, two feature maps and the residual), or of the largest attention when
+        `attention_maps`: PyTorch's math kernel for scaled_dot_product_attention (the one the CPU
+        runs here) holds each head's token x token scores and their softmax; the memory-efficient
+        CUDA kernels hold neither."""
+        def pixels_at(level: int) -> int:
+            return batch * math.ceil(height / 2 ** level) * math.ceil(width / 2 ** level)
+
+        widths = [mult * self.model_channels for mult in self.channel_mult]
+        last = len(widths) - 1
+        skip_elements = widths[0] * pixels_at(0)
+        largest_block = 0
+        for level, channels in enumerate(widths):
+            skip_elements += self.num_res_blocks[level] * channels * pixels_at(level)
+            if level < last:
+                skip_elements += channels * pixels_at(level + 1)
+            largest_block = max(largest_block, 5 * channels * pixels_at(level))
+            if attention_maps and (self.attention_levels[level] or level == last):
+                tokens = pixels_at(level) // batch
+                largest_block = max(largest_block, 2 * batch * max(channels // HEAD_CHANNELS, 1) * tokens ** 2)
+        return (skip_elements + largest_block) * element_size
+
 
 class GroupNorm32(nn.GroupNorm):
     """GroupNorm over 32 groups, computed in float32 whatever the activations' and weights' dtype."""

@@ -75,7 +75,7 @@ def test_mask_batch_that_does_not_match_the_image_batch_is_refused(server):
         prompt[node]["inputs"].update(image=["8", 0], scratch_mask=["9", 0])
     prompt["4"]["inputs"]["coarse_restoration"] = ["8", 0]
     text = execution_error(server, prompt)
-    assert "scratch mask has a batch of 3, the sample a batch of 2" in text and "one per image" in text
+    assert "scratch_mask has a batch of 3, image a batch of 2" in text and "one per image" in text
     assert_still_serves(server)
 
 

@@ -1,9 +1,12 @@
 """Test-only nodes, loaded into the test server beside the pack (never shipped): they put faults
-that no stock node can make (NaN pixels, an exhausted GPU, faces at chosen places) onto the real
-/prompt path, and report the server's state after a fault."""
+that no stock node can make (NaN pixels, an exhausted GPU, faces at chosen places, values of the
+wrong kind, empty batches, a Stable Diffusion model without its weights) onto the real /prompt
+path, and report the server's state after a fault."""
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -12,7 +15,7 @@ SIMULATED_OUT_OF_MEMORY = "CUDA out of memory. Tried to allocate 20.00 GiB (simu
 
 
 class RobustnessProbeNonFinite:
-    """Writes NaN, +inf or -inf into the first `count` values of an IMAGE."""
+    """Writes NaN, +inf or -inf into the first `count` values of an IMAGE (or any tensor)."""
 
     RETURN_TYPES = ("IMAGE",)
     FUNCTION = "apply"
@@ -20,8 +23,12 @@ class RobustnessProbeNonFinite:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"image": ("IMAGE",), "value": (["nan", "inf", "-inf"],),
+        return {"required": {"image": ("*",), "value": (["nan", "inf", "-inf"],),
                              "count": ("INT", {"default": 1, "min": 1, "max": 1 << 30})}}
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, input_types):
+        return True
 
     def apply(self, image: torch.Tensor, value: str, count: int):
         spoiled = image.clone()
@@ -111,5 +118,98 @@ class RobustnessProbeHostState:
         return {"ui": {"text": [json.dumps(state, sort_keys=True)]}}
 
 
-NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in (RobustnessProbeNonFinite, RobustnessProbeOutOfMemory,
-                                                     RobustnessProbeFaceDetector, RobustnessProbeHostState)}
+class RobustnessProbeAnyType:
+    """Passes any value on as any type, as the reroute and switch nodes of custom packs do."""
+
+    RETURN_TYPES = ("*",)
+    FUNCTION = "apply"
+    CATEGORY = "testing/robustness"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": ("*",)}}
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, input_types):
+        return True
+
+    def apply(self, value):
+        return (value,)
+
+
+class RobustnessProbeEmptyBatch:
+    """The first 0 items of an IMAGE or MASK batch, as a filter node that matched nothing gives."""
+
+    RETURN_TYPES = ("*",)
+    FUNCTION = "apply"
+    CATEGORY = "testing/robustness"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": ("*",)}}
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, input_types):
+        return True
+
+    def apply(self, value):
+        return (value[:0],)
+
+
+class RobustnessProbeScale:
+    """An IMAGE or MASK times a factor: 255 for a node that forgot to divide, 1.1 for an overshoot."""
+
+    RETURN_TYPES = ("*",)
+    FUNCTION = "apply"
+    CATEGORY = "testing/robustness"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": ("*",), "factor": ("FLOAT", {"default": 255.0, "min": -1e6, "max": 1e6})}}
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, input_types):
+        return True
+
+    def apply(self, value, factor: float):
+        return (value * factor,)
+
+
+class RobustnessProbeHugeImage:
+    """A black grayscale IMAGE of any size as a zero-stride view, so that it costs no memory."""
+
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "apply"
+    CATEGORY = "testing/robustness"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"width": ("INT", {"default": 20000, "min": 1, "max": 1 << 20}),
+                             "height": ("INT", {"default": 20000, "min": 1, "max": 1 << 20})}}
+
+    def apply(self, width: int, height: int):
+        return (torch.zeros(1, 1, 1, 1).expand(1, height, width, 1),)
+
+
+class RobustnessProbeTinyStableDiffusion:
+    """A MODEL and VAE of the Stable Diffusion 1.5 kind (ComfyUI's own classes, tiny, random), for
+    mix-ups with the face DDPM: no real SD checkpoint can be downloaded in the tests."""
+
+    RETURN_TYPES = ("MODEL", "VAE")
+    FUNCTION = "apply"
+    CATEGORY = "testing/robustness"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {}}
+
+    def apply(self):
+        sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+        from harness.tiny_models import sd15_model, sd_vae
+        return sd15_model(), sd_vae()
+
+
+NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in (
+    RobustnessProbeNonFinite, RobustnessProbeOutOfMemory, RobustnessProbeFaceDetector, RobustnessProbeHostState,
+    RobustnessProbeAnyType, RobustnessProbeEmptyBatch, RobustnessProbeScale, RobustnessProbeHugeImage,
+    RobustnessProbeTinyStableDiffusion)}

@@ -1,0 +1,25 @@
+"""Work too big for the machine, refused before anything is allocated: a photo far beyond any
+memory straight into a one-stop node (a zero-stride view from RobustnessProbeHugeImage, so that
+the test itself needs no memory)."""
+from __future__ import annotations
+
+import pytest
+
+from node_prompts import UNDER_TEST, node_prompt
+from robustness_support import assert_still_serves, execution_error
+
+
+@pytest.mark.parametrize("node", ["SSDiffPseudoReference", "SSDiffSampler"])
+def test_a_photo_too_big_for_the_machine_is_refused_up_front_naming_size_memory_and_face_crop(server, node):
+    prompt = node_prompt(server, node)
+    prompt["huge"] = {"class_type": "RobustnessProbeHugeImage", "inputs": {"width": 30000, "height": 20000}}
+    prompt[UNDER_TEST]["inputs"]["image"] = ["huge", 0]
+    prompt[UNDER_TEST]["inputs"].pop("scratch_mask")
+    if node == "SSDiffSampler":
+        prompt[UNDER_TEST]["inputs"].update(coarse_restoration=["huge", 0], pseudo_reference=["huge", 0])
+        for companion in ("parsing", "colour_reference", "colour_region"):
+            prompt[UNDER_TEST]["inputs"].pop(companion)
+    text = execution_error(server, prompt)
+    assert "a guided step of the face DDPM on a batch of 1 at 30000x20000 needs about" in text, text
+    assert "GiB, more than the" in text and "put SSDiff Face Crop before this node" in text
+    assert_still_serves(server)
