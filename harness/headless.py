@@ -2,8 +2,10 @@
 README's main job (scripts/run_main_job.py) and the test suite."""
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -33,14 +35,26 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _end_with_parent() -> None:
+    """Linux: the server gets SIGTERM when the thread that started it ends, even by SIGKILL (a Ray
+    actor killed at shutdown, a test runner stopped), so that no ComfyUI is left running. Start
+    servers from a thread that lives as long as they should (the main thread, an actor's
+    constructor)."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+PR_SET_PDEATHSIG = 1
+
+
 class ComfyServer:
     """`main.py --cpu` in a work folder of its own (input/, output/, user/, temp/, server.log),
     reading extra model folders from `models_root` (laid out like ComfyUI's models/) and custom
-    nodes also from `custom_nodes`, a folder of node packs."""
+    nodes also from `custom_nodes`, a folder of node packs; computing on `threads` CPU threads
+    (None: as many as torch takes by default)."""
 
     def __init__(self, host_root: Path, work: Path, models_root: Path | None = None,
                  python: str = sys.executable, extra_args: tuple[str, ...] = (),
-                 custom_nodes: Path | None = None):
+                 custom_nodes: Path | None = None, threads: int | None = None):
         self.host_root, self.work = Path(host_root), Path(work)
         self.dirs = {name: self.work / name for name in ("input", "output", "user", "temp")}
         for path in self.dirs.values():
@@ -66,6 +80,9 @@ class ComfyServer:
             config.write_text("".join(sections))
             command += ["--extra-model-paths-config", str(config)]
         self.command = command
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        if threads is not None:
+            self.env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
         self.process: subprocess.Popen | None = None
 
     @property
@@ -82,7 +99,8 @@ class ComfyServer:
     def start(self, timeout: float = 180) -> "ComfyServer":
         with self.log.open("wb") as log_file:
             self.process = subprocess.Popen(self.command, cwd=self.host_root, stdout=log_file,
-                                            stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                            stderr=subprocess.STDOUT, env=self.env,
+                                            preexec_fn=_end_with_parent if sys.platform == "linux" else None)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

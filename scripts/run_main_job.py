@@ -24,19 +24,7 @@ sys.path.append(str(REPO))
 
 from harness.headless import ComfyServer, default_host  # noqa: E402
 from harness.outputs import copy_atomically, output_path  # noqa: E402
-from harness.tiny_models import TINY_STAND_INS  # noqa: E402
-from models.files import MODEL_FOLDERS  # noqa: E402
-
-
-def missing_checkpoints(prompt: dict, roots: list[Path]) -> list[dict]:
-    """The loader nodes whose file is in none of the model folders."""
-    missing = []
-    for node in prompt.values():
-        if node["class_type"] in TINY_STAND_INS:
-            name = node["inputs"][TINY_STAND_INS[node["class_type"]][0]]
-            if not any((root / folder / name).exists() for root in roots for folder in MODEL_FOLDERS):
-                missing.append(node)
-    return missing
+from harness.jobs import set_steps, with_stand_ins  # noqa: E402
 
 
 def main() -> int:
@@ -62,31 +50,16 @@ def main() -> int:
                           if node["class_type"] == "LoadImage")
         first_load["inputs"]["image"] = photo.name
     roots = [options.host / "models"] + ([options.models_dir] if options.models_dir else [])
-    missing = missing_checkpoints(prompt, roots)
-    plumbing_check = bool(missing)
-
     with tempfile.TemporaryDirectory(prefix="ssdiff-job-") as work:
-        models_root = options.models_dir
+        models_root, missing = with_stand_ins(prompt, roots, options.models_dir, Path(work))
+        plumbing_check = bool(missing)
+        for name in missing:
+            print(f"{name} is in none of the model folders of {', '.join(map(str, roots))}: "
+                  "using a tiny RANDOM network of the same architecture instead.")
         if plumbing_check:
-            models_root = Path(work) / "models"
-            for folder in MODEL_FOLDERS:
-                (models_root / folder).mkdir(parents=True)
-                if options.models_dir and (options.models_dir / folder).is_dir():
-                    for existing in (options.models_dir / folder).iterdir():
-                        (models_root / folder / existing.name).symlink_to(existing.resolve())
-            for node in missing:
-                key, folder, stand_in, write = TINY_STAND_INS[node["class_type"]]
-                print(f"{node['inputs'][key]} is in none of the model folders of {', '.join(map(str, roots))}: "
-                      "using a tiny RANDOM network of the same architecture instead.")
-                if not (models_root / folder / stand_in).exists():
-                    write(models_root / folder / stand_in)
-                node["inputs"][key] = stand_in
             print("The outputs only check the plumbing and are NOT a restoration; see README "
                   "'Checkpoints' for the files and where to get them.")
-        steps = options.steps or (10 if plumbing_check else None)
-        for node in prompt.values():
-            if steps and "steps" in node["inputs"]:
-                node["inputs"]["steps"] = steps
+        set_steps(prompt, options.steps or (10 if plumbing_check else None))
 
         input_images = [image for image in [*options.inputs.iterdir(), *([photo] if photo else [])]
                         if image.is_file()]
