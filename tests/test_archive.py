@@ -1,9 +1,9 @@
 """scripts/restore_archive.py on a small folder tree of aged photos (64 px cuts of the bundled
 aged sample), with a user's workflow (Scratch Mask and Pseudo Reference, tiny stand-in networks,
-10 steps): the tree is mirrored, sources stay as they
-were, nothing is overwritten, Ctrl-C stops after the current photo and the next run resumes, a
-broken photo is recorded and the run goes on, a rerun skips what is done, and a local Ray run
-writes the same bytes."""
+10 steps): the tree is mirrored, sources stay as they were, nothing is overwritten, a broken photo
+is recorded and the run goes on, Ctrl-C stops after the current photo and the next run resumes
+(retrying the photo once fixed), a rerun skips what is done, and a local Ray run writes the same
+bytes."""
 from __future__ import annotations
 
 import json
@@ -35,14 +35,14 @@ def aged_photo(seed: int) -> Image.Image:
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory) -> Path:
-    """a.png, family/b.png, family/1950s/c.jpg, a broken family/broken.png (replaced by a good
-    photo after the first run), and files that are not photos of the archive (a text file, a
-    hidden folder)."""
+    """a.png, family/b.png, family/1950s/c.jpg, a broken 0_broken.png (first in path order; replaced
+    by a good photo after the first run), and files that are not photos of the archive (a text
+    file, a hidden folder)."""
     root = tmp_path_factory.mktemp("archive_source")
     for relative, seed in PHOTOS.items():
         (root / relative).parent.mkdir(parents=True, exist_ok=True)
         aged_photo(seed).save(root / relative)
-    (root / "family" / "broken.png").write_bytes(b"not a png")
+    (root / "0_broken.png").write_bytes(b"not a png")
     (root / "notes.txt").write_text("letters from 1952")
     (root / ".thumbnails").mkdir()
     aged_photo(14).save(root / ".thumbnails" / "a.png")
@@ -76,18 +76,16 @@ def outputs_by_photo(destination: Path) -> dict[str, list[bytes]]:
 
 @dataclass
 class LocalRuns:
-    """Three runs into one destination that already holds a file where an output would go: one
-    stopped by Ctrl-C after its first photo, the one that resumes it (the broken photo fails),
-    and the one after the broken photo was replaced by a good one."""
+    """Two runs into one destination that already holds a file where an output would go: one that
+    meets the broken photo first and is stopped by Ctrl-C once it has recorded it, and the one
+    that resumes it after the broken photo was replaced by a good one."""
     destination: Path
     sources_unchanged: bool
-    interrupted: str
+    interrupted: subprocess.Popen
+    interrupted_output: str
     after_interrupted: dict[str, dict]
     outputs_after_interrupted: dict[str, list[bytes]]
     resumed: subprocess.CompletedProcess
-    after_resumed: dict[str, dict]
-    outputs_after_resumed: dict[str, list[bytes]]
-    fixed: subprocess.CompletedProcess
 
 
 @pytest.fixture(scope="module")
@@ -102,46 +100,42 @@ def local_runs(source, models_root, tmp_path_factory) -> LocalRuns:
             not (destination / "ssdiff_archive_manifest.json").exists():
         time.sleep(0.05)
     running.send_signal(signal.SIGINT)
-    interrupted, _ = running.communicate(timeout=300)
-    after_interrupted, outputs_after_interrupted = manifest(destination), outputs_by_photo(destination)
-    resumed = restore_archive(source, destination, models_root)
+    interrupted_output, _ = running.communicate(timeout=300)
     sources_unchanged = tree_bytes(source) == sources_before
-    after_resumed, outputs_after_resumed = manifest(destination), outputs_by_photo(destination)
-    aged_photo(15).save(source / "family" / "broken.png")
-    fixed = restore_archive(source, destination, models_root)
-    return LocalRuns(destination, sources_unchanged, interrupted, after_interrupted, outputs_after_interrupted,
-                     resumed, after_resumed, outputs_after_resumed, fixed)
+    after_interrupted, outputs_after_interrupted = manifest(destination), outputs_by_photo(destination)
+    aged_photo(15).save(source / "0_broken.png")
+    resumed = restore_archive(source, destination, models_root)
+    return LocalRuns(destination, sources_unchanged, running, interrupted_output, after_interrupted,
+                     outputs_after_interrupted, resumed)
 
 
-def test_ctrl_c_stops_after_the_current_photo_and_the_next_run_resumes(local_runs):
-    assert "Stopping after the current photo" in local_runs.interrupted, local_runs.interrupted
+def test_a_broken_photo_is_recorded_and_the_run_goes_on(local_runs):
+    broken = local_runs.after_interrupted["0_broken.png"]
+    assert broken["status"] == "failed" and "LoadImage" in broken["error"] and not broken["outputs"], broken
+    assert local_runs.after_interrupted["a.png"]["status"] == "done", "the run stopped at the broken photo"
+    assert f"failed: 0_broken.png: {broken['error']}" in local_runs.interrupted_output
+    assert local_runs.interrupted.returncode == 1, "a run with a failed photo exits with 1"
+
+
+def test_ctrl_c_stops_after_the_current_photo_and_the_next_run_resumes_and_retries_the_fixed_photo(local_runs):
+    assert "Stopping after the current photo" in local_runs.interrupted_output, local_runs.interrupted_output
     entries = local_runs.after_interrupted
-    assert 1 <= len(entries) < 4, entries
+    assert 2 <= len(entries) < 5, entries
     assert not list(local_runs.destination.rglob("*.part")), "a temporary file was left behind"
     done_first = sum(entry["status"] == "done" for entry in entries.values())
-    assert f"{done_first} done before, {4 - done_first} to restore" in local_runs.resumed.stdout, \
-        local_runs.resumed.stdout
-    assert {file: data for file, data in local_runs.outputs_after_resumed.items() if file in entries} == \
-        local_runs.outputs_after_interrupted, "a photo done before the interruption was redone"
-
-
-def test_a_broken_photo_is_recorded_the_run_goes_on_and_it_is_retried_once_fixed(local_runs):
     resumed = local_runs.resumed
-    assert resumed.returncode == 1 and "failed 1" in resumed.stdout, resumed.stdout + resumed.stderr
-    broken = local_runs.after_resumed["family/broken.png"]
-    assert broken["status"] == "failed" and "LoadImage" in broken["error"] and not broken["outputs"]
-    assert all(local_runs.after_resumed[file]["status"] == "done" for file in PHOTOS)
-    fixed = local_runs.fixed
-    assert fixed.returncode == 0 and "3 done before, 1 to restore" in fixed.stdout, fixed.stdout + fixed.stderr
-    assert manifest(local_runs.destination)["family/broken.png"]["status"] == "done"
-    assert {file: data for file, data in outputs_by_photo(local_runs.destination).items()
-            if file != "family/broken.png"} == local_runs.outputs_after_resumed, "a photo done before was redone"
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"{done_first} done before, {4 - done_first} to restore" in resumed.stdout, resumed.stdout
+    assert manifest(local_runs.destination)["0_broken.png"]["status"] == "done"
+    assert {file: data for file, data in outputs_by_photo(local_runs.destination).items() if file in entries
+            and entries[file]["status"] == "done"} == local_runs.outputs_after_interrupted, \
+        "a photo done before the interruption was redone"
 
 
 def test_the_tree_is_mirrored_sources_are_kept_and_nothing_is_overwritten(local_runs):
     assert local_runs.sources_unchanged, "a run changed its source folder"
     destination, entries = local_runs.destination, manifest(local_runs.destination)
-    assert sorted(entries) == sorted([*PHOTOS, "family/broken.png"])
+    assert sorted(entries) == sorted([*PHOTOS, "0_broken.png"])
     for relative in PHOTOS:
         entry = entries[relative]
         assert entry["status"] == "done" and len(entry["sha256"]) == 64 and entry["workflow_sha256"]

@@ -19,7 +19,8 @@ def repeated(image: list, amount: int) -> dict:
 def test_a_parsing_batch_that_does_not_match_the_images_is_named_as_the_parsing(server):
     prompt = node_prompt(server, "SSDiffSampler")
     prompt["two"], prompt["three"] = repeated(["photo", 0], 2), repeated(["photo", 0], 3)
-    prompt["parse"]["inputs"]["image"] = ["three", 0]
+    prompt["three_black"] = repeated(["black", 0], 3)
+    prompt["parse"]["inputs"]["label_map"] = ["three_black", 0]
     prompt[UNDER_TEST]["inputs"]["image"] = ["two", 0]
     text = execution_error(server, prompt)
     assert "parsing has a batch of 3, image a batch of 2: give one per image or a single one for all" in text

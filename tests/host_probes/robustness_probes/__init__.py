@@ -119,7 +119,8 @@ class RobustnessProbeHostState:
 
 
 class RobustnessProbeAnyType:
-    """Passes any value on as any type, as the reroute and switch nodes of custom packs do."""
+    """Passes any value on as any type, as the reroute and switch nodes of custom packs do; the
+    probes below change the value on its way."""
 
     RETURN_TYPES = ("*",)
     FUNCTION = "apply"
@@ -137,39 +138,19 @@ class RobustnessProbeAnyType:
         return (value,)
 
 
-class RobustnessProbeEmptyBatch:
+class RobustnessProbeEmptyBatch(RobustnessProbeAnyType):
     """The first 0 items of an IMAGE or MASK batch, as a filter node that matched nothing gives."""
-
-    RETURN_TYPES = ("*",)
-    FUNCTION = "apply"
-    CATEGORY = "testing/robustness"
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"value": ("*",)}}
-
-    @classmethod
-    def VALIDATE_INPUTS(cls, input_types):
-        return True
 
     def apply(self, value):
         return (value[:0],)
 
 
-class RobustnessProbeScale:
+class RobustnessProbeScale(RobustnessProbeAnyType):
     """An IMAGE or MASK times a factor: 255 for a node that forgot to divide, 1.1 for an overshoot."""
-
-    RETURN_TYPES = ("*",)
-    FUNCTION = "apply"
-    CATEGORY = "testing/robustness"
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"value": ("*",), "factor": ("FLOAT", {"default": 255.0, "min": -1e6, "max": 1e6})}}
-
-    @classmethod
-    def VALIDATE_INPUTS(cls, input_types):
-        return True
 
     def apply(self, value, factor: float):
         return (value * factor,)
