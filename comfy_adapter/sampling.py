@@ -119,11 +119,11 @@ def _host_sampler_function(model, x, sigmas, extra_args=None, callback=None, dis
                            guidance: Guidance | None = None, base_sampler: BaseSampler = LEARNED_VARIANCE_DDPM,
                            vae: comfy.sd.VAE | None = None, latent_guidance: LatentGuidance = "vae_decoder",
                            step_noise: ItemNoise | None = None, space: ModelSpace | None = None):
-    base_model = model.inner_model.inner_model
-    if space is None:  # SamplerCustom: the sampler is all this run knows of
+    if space is None:  # SamplerCustom: the sampler is all this run knows of; sample_face checked its own
+        base_model = model.inner_model.inner_model
         space = model_space(base_model, vae, latent_guidance)
-    require_matching_latent(base_model, space, x)
-    require_room_for_step(base_model.diffusion_model, tuple(x.shape), base_model.get_dtype())
+        require_matching_latent(base_model, space, x)
+        require_room_for_step(base_model.diffusion_model, tuple(x.shape), base_model.get_dtype())
     try:
         return sample_ssdiff(model, x, sigmas, extra_args, callback, disable, guidance=guidance,
                              discrete_sigmas=space.discrete_sigmas, step_noise=step_noise,

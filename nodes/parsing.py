@@ -98,7 +98,7 @@ class SSDiffLabelMapToParsing(io.ComfyNode):
     @checked_inputs
     def execute(cls, label_map: torch.Tensor) -> io.NodeOutput:
         labels = torch.round(label_map[..., 0].float() * 255).long()
-        largest = int(labels.max()) if labels.numel() else 0
+        largest = int(labels.max())
         if largest >= len(CELEBAMASK_HQ_LABELS):
             raise ValueError(f"label_map holds value {largest}, but CelebAMask-HQ ids run from 0 to "
                              f"{len(CELEBAMASK_HQ_LABELS) - 1}: load the raw label PNG, not a "
