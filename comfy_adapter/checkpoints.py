@@ -2,16 +2,18 @@
 resolved in a kind's folders, and checkpoints read without running pickled code."""
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from typing import Callable, TypeVar
 
+import safetensors
 import torch
 
 import comfy.utils
 import folder_paths
 
-from ..models.files import MODEL_FOLDERS, ModelFile
+from ..models.files import MODEL_FOLDERS, ModelFile, catalogue_file
 from ..models.state_dicts import unwrap_state_dict
 
 
@@ -27,8 +29,43 @@ def register_model_folders() -> None:
 
 
 def choices(kind: ModelFile) -> list[str]:
-    """The files a loader offers: every checkpoint in the kind's folders."""
-    return sorted({name for folder in kind.folders for name in folder_paths.get_filename_list(folder)})
+    """The files a loader offers: the kind's catalogue files that are there, then every other file
+    in its folders that could be one (not a catalogue file of another kind, and holding the kind's
+    marker keys), so a renamed file is still offered."""
+    present = {name: folder for folder in reversed(kind.folders) for name in folder_paths.get_filename_list(folder)}
+    known = [entry.name for entry in kind.files if entry.name in present]
+    others = sorted(name for name, folder in present.items()
+                    if name not in known and _could_be(kind, folder, name))
+    return known + others
+
+
+def _could_be(kind: ModelFile, folder: str, name: str) -> bool:
+    entry = catalogue_file(os.path.basename(name))
+    if entry is not None:
+        return entry.kind == kind.kind
+    if not kind.marker_keys:
+        return True
+    keys = checkpoint_keys(folder_paths.get_full_path(folder, name))
+    return keys is None or not kind.missing_markers(keys)
+
+
+def checkpoint_keys(path: str) -> frozenset[str] | None:
+    """The tensor names a checkpoint holds (unwrapped as the loaders unwrap them), read without its
+    tensors' data; None when it cannot be read that way (the loader then says why)."""
+    stat = os.stat(path)
+    return _checkpoint_keys(path, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _checkpoint_keys(path: str, size: int, modified: int) -> frozenset[str] | None:
+    try:
+        if path.endswith((".safetensors", ".sft")):
+            with safetensors.safe_open(path, framework="pt") as handle:
+                return frozenset(key.removeprefix("module.") for key in handle.keys())
+        content = torch.load(path, map_location="meta", weights_only=True)
+    except Exception:
+        return None
+    return frozenset(unwrap_state_dict(content)) if isinstance(content, Mapping) else None
 
 
 class CheckpointError(ValueError):
@@ -80,11 +117,11 @@ def read_state_dict(kind: ModelFile, path: str) -> dict[str, torch.Tensor]:
     if not state_dict:
         keys = ", ".join(map(str, list(content)[:4])) or "nothing"
         raise _container_error(kind, path, f"no tensors (its keys: {keys})")
-    missing = [key for key in kind.marker_keys if key not in state_dict]
+    missing = kind.missing_markers(state_dict)
     if missing:
         found = ", ".join(list(state_dict)[:4])
         raise CheckpointError(f"'{os.path.basename(path)}' is not a {kind.what} (it lacks "
-                              f"{', '.join(missing)}; found {found}, ...). Expected {kind.expected} "
+                              f"{' or '.join(missing) if kind.any_marker else ', '.join(missing)}; found {found}, ...). Expected {kind.expected} "
                               f"from {kind.source}")
     return state_dict
 

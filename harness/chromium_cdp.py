@@ -232,6 +232,11 @@ INSPECT_JS = r"""
     style.textContent = '.minimap-main-container { display: none !important; }';
     document.head.appendChild(style);
   }
+  // A closed dialog stays in the page while it fades out; one still there would swallow the
+  // next dialog of its kind (1.32's "Missing Models").
+  for (let tries = 0; tries < 50 && document.querySelector('.p-dialog'); tries++) {
+    await new Promise(resolve => setTimeout(resolve, 50));
+  }
   await new Promise(resolve => setTimeout(resolve, 100));
   await app.loadGraphData(workflow, true, true, name);
   await new Promise(resolve => setTimeout(resolve, 300));
@@ -239,7 +244,7 @@ INSPECT_JS = r"""
   await new Promise(resolve => requestAnimationFrame(() => requestAnimationFrame(resolve)));
   const nodes = app.graph.nodes ?? app.graph._nodes;
   const registered = LiteGraph.registered_node_types;
-  const text = element => (element.innerText || '').replace(/\s+/g, ' ').trim().slice(0, 500);
+  const text = element => (element.innerText || '').replace(/\s+/g, ' ').trim().slice(0, 2000);
   // Frontend 1.49 gives live node ids as strings ('1'), 1.32 as numbers; saved ids are numbers in both.
   return JSON.stringify({
     frontend_version: window.__COMFYUI_FRONTEND_VERSION__ ?? null,
@@ -305,6 +310,27 @@ def open_error_details(browser: Chromium) -> dict[str, str] | None:
     text of each error group ("missing-model", "missing-node", ...), or None where the frontend
     has no such overlay (1.32)."""
     report = browser.evaluate(ERROR_DETAILS_JS)
+    return None if report is None else json.loads(report)
+
+
+MISSING_MODELS_JS = r"""
+(() => {
+  // Frontend 1.49 keeps what its Missing Models panel lists in a Pinia store; the panel shows each
+  // file's name and folder, and its link only behind "Copy URL".
+  const pinia = document.querySelector('#vue-app')?.__vue_app__?.config.globalProperties.$pinia;
+  const store = pinia?._s.get('missingModel');
+  if (!store) return null;
+  return JSON.stringify(store.missingModelCandidates.map(candidate => ({
+    name: candidate.name, directory: candidate.directory ?? null, url: candidate.url ?? null,
+    missing: candidate.isMissing ?? null})));
+})()
+"""
+
+
+def missing_model_candidates(browser: Chromium) -> list[dict] | None:
+    """What frontend 1.49's Missing Models panel lists (name, directory, url, missing), or None
+    where the frontend has no such panel (1.32)."""
+    report = browser.evaluate(MISSING_MODELS_JS)
     return None if report is None else json.loads(report)
 
 

@@ -1,10 +1,13 @@
 """What a headless job sets up before ComfyUI starts: the workflow's checkpoints, found in the
-model folders or replaced by tiny random networks of the same architecture (a plumbing check,
-never a restoration), and an optional step count for every sampler."""
+model folders or replaced (the face detector by MTCNN, which needs no download; the others by tiny
+random networks of the same architecture: a plumbing check, never a restoration), and an optional
+step count for every sampler."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
+from models import mtcnn
 from models.files import MODEL_FOLDERS
 
 from .tiny_models import TINY_STAND_INS
@@ -21,13 +24,37 @@ def missing_checkpoints(prompt: dict, roots: list[Path]) -> list[dict]:
     return missing
 
 
-def with_stand_ins(prompt: dict, roots: list[Path], models_dir: Path | None, work: Path) -> tuple[Path | None, list[str]]:
-    """Points every loader whose file is missing at a tiny random stand-in written under `work`
-    (beside links to `models_dir`'s own files). Returns the models folder the server should read
-    (`models_dir` when nothing is missing) and the names of the files that were missing."""
-    missing = missing_checkpoints(prompt, roots)
-    if not missing:
-        return models_dir, []
+@dataclass(frozen=True)
+class Replacement:
+    """A loader's missing file and what the job runs instead."""
+    missing: str
+    instead: str
+    random: bool
+    """A tiny random network (the outputs only check the plumbing), not a real one."""
+
+    def __str__(self) -> str:
+        if self.random:
+            return f"{self.missing} is missing: using a tiny RANDOM network of the same architecture instead"
+        return f"{self.missing} is missing: using {self.instead} instead (real weights)"
+
+
+def with_stand_ins(prompt: dict, roots: list[Path], models_dir: Path | None,
+                   work: Path) -> tuple[Path | None, list[Replacement]]:
+    """Points every loader whose file is missing at what can stand in for it: for the face
+    detector MTCNN (real weights, shipped with facenet-pytorch) where it is installed, otherwise a
+    tiny random stand-in written under `work` (beside links to `models_dir`'s own files). Returns
+    the models folder the server should read (`models_dir` when nothing random is needed) and
+    what replaced what."""
+    replacements, random_stand_ins = [], []
+    for node in missing_checkpoints(prompt, roots):
+        key = TINY_STAND_INS[node["class_type"]][0]
+        if node["class_type"] == "SSDiffFaceDetectorLoader" and mtcnn.available():
+            replacements.append(Replacement(node["inputs"][key], mtcnn.CHOICE, random=False))
+            node["inputs"][key] = mtcnn.CHOICE
+        else:
+            random_stand_ins.append(node)
+    if not random_stand_ins:
+        return models_dir, replacements
     models_root = work / "models"
     for folder in MODEL_FOLDERS:
         (models_root / folder).mkdir(parents=True, exist_ok=True)
@@ -35,14 +62,13 @@ def with_stand_ins(prompt: dict, roots: list[Path], models_dir: Path | None, wor
             for existing in (models_dir / folder).iterdir():
                 if not (models_root / folder / existing.name).exists():
                     (models_root / folder / existing.name).symlink_to(existing.resolve())
-    names = []
-    for node in missing:
+    for node in random_stand_ins:
         key, folder, stand_in, write = TINY_STAND_INS[node["class_type"]]
-        names.append(node["inputs"][key])
+        replacements.append(Replacement(node["inputs"][key], stand_in, random=True))
         if not (models_root / folder / stand_in).exists():
             write(models_root / folder / stand_in)
         node["inputs"][key] = stand_in
-    return models_root, names
+    return models_root, replacements
 
 
 def set_steps(prompt: dict, steps: int | None) -> None:

@@ -1,9 +1,12 @@
-"""The kinds of checkpoint the pack reads: the models folders that hold them, the file expected,
-where users get it and the keys that recognise it. Plain data (no torch, no ComfyUI): the
-ComfyUI adapter resolves and reads the files, the scripts lay out the folders."""
+"""The files the pack reads: one catalogue (name, models folder, where to get it, size, sha256),
+the single source for the loaders' messages and file lists, the README's table, the workflows'
+model links and the downloader; and the kinds of checkpoint a loader reads, each naming its
+files in the catalogue. Plain data (no torch, no ComfyUI): the ComfyUI adapter resolves and reads
+the files, the scripts lay out the folders."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 
 SSDIFF_FOLDER = "ssdiff"
 FACE_DETECTION_FOLDER = "facedetection"
@@ -13,12 +16,144 @@ MODEL_FOLDERS = (SSDIFF_FOLDER, FACE_DETECTION_FOLDER, FACE_RESTORE_FOLDER)
 (ReActor, facerestore_cf) already use, so users' existing files are found."""
 
 
+class Kind(str, Enum):
+    """What a file is for, in words: one loader node reads each kind."""
+    FACE_DDPM = "face DDPM (the diffusion prior)"
+    SCRATCH_DETECTOR = "scratch detector"
+    COLOUR_TRANSFER = "colour transfer (CAP-VSTNet)"
+    FACE_PARSER = "face parser"
+    FACE_DETECTOR = "face detector (RetinaFace)"
+    FACE_RESTORER = "coarse restoration (CodeFormer, GFPGAN)"
+
+
+@dataclass(frozen=True)
+class CatalogueFile:
+    """One published checkpoint, as a user puts it into `models/<folder>/<name>`."""
+    name: str
+    kind: Kind
+    folder: str
+    url: str
+    """https address of the file, or of the zip archive holding it at `member`."""
+    page: str
+    """The release page a person reads (licence, alternatives)."""
+    size: int | None
+    """Bytes of the file; None where no published or recorded size is known."""
+    sha256: str | None
+    """Hex digest where one is recorded, else None (then only the size is checked). The upstream
+    projects publish none: these are the digests that several unrelated projects recorded of the
+    same release file, in agreement."""
+    member: str | None = None
+    """Path of the file inside the zip archive at `url`."""
+    archive_size: int | None = None
+    also: str = ""
+    """Other places users get the same file."""
+    optional: bool = False
+    """Offered by its loader, but no shipped workflow needs it."""
+
+    @property
+    def download_url(self) -> str | None:
+        """The file's own address (None when it comes inside an archive), for the workflows' links."""
+        return None if self.member else self.url
+
+    @property
+    def where_to_get(self) -> str:
+        where = f"{self.url} (inside it: {self.member})" if self.member else self.url
+        return f"{where}{'; or ' + self.also if self.also else ''}"
+
+
+_FACEXLIB = "https://github.com/xinntao/facexlib/releases"
+CATALOGUE: tuple[CatalogueFile, ...] = (
+    CatalogueFile(
+        "iddpm_ffhq512_ema500000.pth", Kind.FACE_DDPM, SSDIFF_FOLDER,
+        "https://github.com/zsyOAOA/DifFace/releases/download/V1.0/iddpm_ffhq512_ema500000.pth",
+        "https://github.com/zsyOAOA/DifFace/releases/tag/V1.0", None, None,
+        also="the SSDiff / PGDiff Google Drive links"),
+    CatalogueFile(
+        "FT_Epoch_latest.pt", Kind.SCRATCH_DETECTOR, SSDIFF_FOLDER,
+        "https://github.com/microsoft/Bringing-Old-Photos-Back-to-Life/releases/download/v1.0/global_checkpoints.zip",
+        "https://github.com/microsoft/Bringing-Old-Photos-Back-to-Life/releases/tag/v1.0", None,
+        "b2d7ab04e9b3885c6b1991bb7a0b823129dd6e3ac078a9fd059ebd2a7ba59a95",
+        member="checkpoints/detection/FT_Epoch_latest.pt", archive_size=2036400762),
+    CatalogueFile(
+        "photo_image.pt", Kind.COLOUR_TRANSFER, SSDIFF_FOLDER,
+        "https://raw.githubusercontent.com/PRIS-CV/SSDiff/7243c0df8e84b175d84c8105460f02332be41545/"
+        "CAP_VSTNet/checkpoints/photo_image.pt",
+        "https://github.com/linfengWen98/CAP-VSTNet", None, None,
+        also="CAP-VSTNet's Google Drive checkpoints (linked from its README)"),
+    CatalogueFile(
+        "resnet34.pt", Kind.FACE_PARSER, SSDIFF_FOLDER,
+        "https://github.com/yakhyo/face-parsing/releases/download/weights/resnet34.pt",
+        "https://github.com/yakhyo/face-parsing/releases/tag/weights", None, None,
+        also="the SSDiff Google Drive (formerly release v0.0.1)"),
+    CatalogueFile(
+        "parsing_parsenet.pth", Kind.FACE_PARSER, FACE_DETECTION_FOLDER,
+        f"{_FACEXLIB}/download/v0.2.2/parsing_parsenet.pth", f"{_FACEXLIB}/tag/v0.2.2", 85331193,
+        "3d558d8d0e42c20224f13cf5a29c79eba2d59913419f945545d8cf7b72920de2",
+        also="CodeFormer release v0.1.0"),
+    CatalogueFile(
+        "parsing_bisenet.pth", Kind.FACE_PARSER, FACE_DETECTION_FOLDER,
+        f"{_FACEXLIB}/download/v0.2.0/parsing_bisenet.pth", f"{_FACEXLIB}/tag/v0.2.0", 53289463,
+        "468e13ca13a9b43cc0881a9f99083a430e9c0a38abd935431d1c28ee94b26567",
+        optional=True),
+    CatalogueFile(
+        "detection_Resnet50_Final.pth", Kind.FACE_DETECTOR, FACE_DETECTION_FOLDER,
+        f"{_FACEXLIB}/download/v0.1.0/detection_Resnet50_Final.pth", f"{_FACEXLIB}/tag/v0.1.0", 109497761,
+        "6d1de9c2944f2ccddca5f5e010ea5ae64a39845a86311af6fdf30841b0a5a16d"),
+    CatalogueFile(
+        "detection_mobilenet0.25_Final.pth", Kind.FACE_DETECTOR, FACE_DETECTION_FOLDER,
+        f"{_FACEXLIB}/download/v0.1.0/detection_mobilenet0.25_Final.pth", f"{_FACEXLIB}/tag/v0.1.0", 1789735,
+        "2979b33ffafda5d74b6948cd7a5b9a7a62f62b949cef24e95fd15d2883a65220",
+        optional=True),
+    CatalogueFile(
+        "codeformer.pth", Kind.FACE_RESTORER, FACE_RESTORE_FOLDER,
+        "https://github.com/sczhou/CodeFormer/releases/download/v0.1.0/codeformer.pth",
+        "https://github.com/sczhou/CodeFormer/releases/tag/v0.1.0", 376637898,
+        "1009e537e0c2a07d4cabce6355f53cb66767cd4b4297ec7a4a64ca4b8a5684b7"),
+    CatalogueFile(
+        "GFPGANv1.4.pth", Kind.FACE_RESTORER, FACE_RESTORE_FOLDER,
+        "https://github.com/TencentARC/GFPGAN/releases/download/v1.3.4/GFPGANv1.4.pth",
+        "https://github.com/TencentARC/GFPGAN/releases/tag/v1.3.4", 348632874,
+        "e2cd4703ab14f4d01fd1383a8a8b266f9a5833dacee8e6a79d3bf21a1b6be5ad", optional=True),
+)
+
+
+def catalogue_file(name: str) -> CatalogueFile | None:
+    """The catalogue's entry of that file name, if the pack knows it."""
+    return next((entry for entry in CATALOGUE if entry.name == name), None)
+
+
 @dataclass(frozen=True)
 class ModelFile:
-    """A kind of checkpoint a loader reads: where it lives, where users get it, and the keys
-    every file of the kind holds (their absence names another kind of file)."""
+    """A kind of checkpoint a loader reads: its files in the catalogue, and the keys every file of
+    the kind holds (their absence names another kind of file)."""
     what: str
-    folders: tuple[str, ...]
-    expected: str
-    source: str
+    kind: Kind
     marker_keys: tuple[str, ...] = ()
+    any_marker: bool = False
+    """A file of the kind holds one of the marker keys (a kind of several architectures), not all."""
+
+    @property
+    def files(self) -> tuple[CatalogueFile, ...]:
+        return tuple(entry for entry in CATALOGUE if entry.kind == self.kind)
+
+    @property
+    def folders(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(entry.folder for entry in self.files))
+
+    @property
+    def expected(self) -> str:
+        """The kind's file names, each with its folder where the kind has more than one."""
+        several = len(self.folders) > 1
+        return " or ".join(f"{entry.name}{f' (models/{entry.folder})' if several else ''}" for entry in self.files)
+
+    @property
+    def source(self) -> str:
+        return "; ".join(f"{entry.name}: {entry.where_to_get}" for entry in self.files)
+
+    def missing_markers(self, keys: set[str] | dict) -> tuple[str, ...]:
+        """The marker keys whose absence from `keys` tells that they are not of this kind; () when
+        they could be."""
+        present = [key for key in self.marker_keys if key in keys]
+        if self.any_marker:
+            return () if present or not self.marker_keys else self.marker_keys
+        return tuple(key for key in self.marker_keys if key not in keys)

@@ -5,8 +5,9 @@ import torch
 from comfy_api.latest import io
 
 from ..comfy_adapter import sampling
-from ..models import retinaface
+from ..models import mtcnn, retinaface
 from ..models.files import FACE_DETECTION_FOLDER
+from ..priors.face_detection import mtcnn_detector, retinaface_detector
 from ..priors.faces import crop_faces, paste_faces
 from . import boundary
 from .loaders import CheckpointLoader
@@ -19,23 +20,34 @@ class SSDiffFaceDetectorLoader(CheckpointLoader):
 
     @classmethod
     def define_schema(cls) -> io.Schema:
+        files = cls.checkpoint_input()
+        files.options = files.options + [mtcnn.CHOICE]
         return io.Schema(
             node_id="SSDiffFaceDetectorLoader",
             display_name="SSDiff Face Detector Loader",
             category="SSDiff/faces",
-            description=f"RetinaFace (facexlib) from models/{FACE_DETECTION_FOLDER}: "
-                        f"{retinaface.FILE.expected}, from {retinaface.FILE.source}.",
-            inputs=[cls.checkpoint_input()],
+            description=f"RetinaFace (facexlib; the paper's detector) from models/{FACE_DETECTION_FOLDER}: "
+                        f"{retinaface.FILE.expected}, from {retinaface.FILE.source}. Or '{mtcnn.CHOICE}': "
+                        f"facenet-pytorch's MTCNN, whose weights ship with the package ({mtcnn.INSTALL}).",
+            inputs=[files],
             outputs=[FaceDetectorType.Output(display_name="detector")],
         )
+
+    @classmethod
+    def validate_inputs(cls, model_name: str | None = None) -> bool | str:
+        if model_name == mtcnn.CHOICE:
+            return mtcnn.available() or f"{mtcnn.CHOICE} needs the facenet-pytorch package: {mtcnn.INSTALL}"
+        return cls.validate_checkpoint(model_name)
 
     @classmethod
     @checked_inputs
     def execute(cls, model_name: str) -> io.NodeOutput:
         device = sampling.compute_device()
         with torch.inference_mode(False):
-            detector = cls.load(model_name, lambda state_dict: retinaface.build(state_dict, device))
-        return io.NodeOutput(detector)
+            if model_name == mtcnn.CHOICE:
+                return io.NodeOutput(mtcnn_detector(mtcnn.build(device)))
+            network = cls.load(model_name, lambda state_dict: retinaface.build(state_dict, device))
+        return io.NodeOutput(retinaface_detector(network))
 
 
 class SSDiffFaceCrop(io.ComfyNode):
@@ -58,7 +70,9 @@ class SSDiffFaceCrop(io.ComfyNode):
                              tooltip="with selection 'index': which face, counted from the largest"),
                 io.Float.Input("min_eye_distance", default=10.0, min=0.0, max=4096.0, step=1.0,
                                tooltip="skip faces whose eyes are closer than this many pixels"),
-                io.Float.Input("confidence", default=0.97, min=0.05, max=1.0, step=0.01),
+                io.Float.Input("confidence", default=0.0, min=0.0, max=1.0, step=0.01,
+                               tooltip="the lowest detection score kept, on the detector's own scale; 0: the "
+                                       "detector's own (RetinaFace 0.97, MTCNN 0.70)"),
                 io.Mask.Input("mask", optional=True,
                               tooltip="a mask of the photo (e.g. scratches) to crop alongside the faces"),
             ],
@@ -72,7 +86,7 @@ class SSDiffFaceCrop(io.ComfyNode):
                 min_eye_distance: float, confidence: float, mask: torch.Tensor | None = None) -> io.NodeOutput:
         photos = boundary.image_to_rgb(image)
         faces, masks, info = crop_faces(detector, photos, crop_size, selection, index, min_eye_distance,
-                                        confidence, mask, sampling.check_interrupt)
+                                        confidence or None, mask, sampling.check_interrupt)
         return io.NodeOutput(boundary.channels_last(faces), masks, info)
 
 

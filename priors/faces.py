@@ -11,7 +11,7 @@ import torch
 
 from .alignment import (AlignedFace, FaceInfo, FaceSelection, alignment_affine, letterbox, paste_face,
                         select_faces, warp_face)
-from .face_detection import detect_faces
+from .face_detection import FaceDetector, detect_faces
 
 
 def _channels_last_array(image: torch.Tensor) -> np.ndarray:
@@ -19,13 +19,15 @@ def _channels_last_array(image: torch.Tensor) -> np.ndarray:
     return image.movedim(0, -1).float().cpu().numpy()
 
 
-def crop_faces(detector, photos: torch.Tensor, crop_size: int = 512, selection: FaceSelection = "largest",
-               index: int = 0, min_eye_distance: float = 0.0, confidence: float = 0.97,
+def crop_faces(detector: FaceDetector, photos: torch.Tensor, crop_size: int = 512,
+               selection: FaceSelection = "largest", index: int = 0, min_eye_distance: float = 0.0,
+               confidence: float | None = None,
                masks: torch.Tensor | None = None,
                check_interrupt: Callable[[], None] | None = None) -> tuple[torch.Tensor, torch.Tensor, FaceInfo]:
     """RGB photos B x 3 x H x W -> (faces N x 3 x S x S, their masks N x S x S, FaceInfo). A photo
     without a usable face contributes nothing; when no photo has one, the photos themselves are
-    returned, letterboxed to S x S, with an empty FaceInfo (FacePaste then leaves them unchanged)."""
+    returned, letterboxed to S x S, with an empty FaceInfo (FacePaste then leaves them unchanged).
+    `confidence` None: the detector's own."""
     if masks is not None:
         if masks.ndim == 2:
             masks = masks[None]
@@ -63,7 +65,8 @@ def crop_faces(detector, photos: torch.Tensor, crop_size: int = 512, selection: 
     info = FaceInfo(crop_size, tuple(rgb.shape[:2] for rgb in rgb_photos), tuple(aligned))
     if not aligned:
         logging.warning("SSDiff FaceCrop: no face found (confidence >= %s, eyes >= %s px apart); the "
-                        "photos pass through unchanged", confidence, min_eye_distance)
+                        "photos pass through unchanged", detector.default_confidence if confidence is None else confidence,
+                        min_eye_distance)
         crops = [letterbox(rgb, crop_size) for rgb in rgb_photos]
         mask_crops = [np.zeros((crop_size, crop_size), np.float32) for _ in photos]
     return (torch.from_numpy(np.stack(crops)).clamp(0, 1).movedim(-1, 1),

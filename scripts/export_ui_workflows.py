@@ -4,7 +4,8 @@ API-format ones, built and saved by the real frontend in headless Chromium.
 For each `workflows/<name>_api.json` listed in LAYOUTS, the script starts ComfyUI (`main.py --cpu`
 on 127.0.0.1) with this pack, opens its frontend, creates the nodes with LiteGraph as a user
 would (titles, widget values, links; seeds set to "fixed"), lays them out in the columns below,
-adds a note naming every checkpoint the workflow needs and where it goes, and saves the graph with
+puts ComfyUI's model links (`properties.models`, from the catalogue in models/files.py) on each
+loader, adds a note naming every checkpoint the workflow needs and where it goes, and saves the graph with
 `app.graph.serialize()`. It then checks that the frontend's own conversion (`app.graphToPrompt()`)
 gives back exactly the API file, and writes
 
@@ -32,7 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness.chromium_cdp import SETUP_HINT, Chromium, find_chromium, inspect_workflow, open_comfyui  # noqa: E402
 from harness.headless import ComfyServer, default_host  # noqa: E402
+from harness.catalogue_text import model_links, note_line  # noqa: E402
 from harness.workflows import api_differences  # noqa: E402
+from models.files import CatalogueFile, catalogue_file  # noqa: E402
 
 _PYPROJECT = (REPO / "pyproject.toml").read_text()
 PACK_ID = re.search(r'^name = "([^"]+)"', _PYPROJECT, re.M).group(1)
@@ -41,52 +44,45 @@ PACK_VERSION = re.search(r'^version = "([^"]+)"', _PYPROJECT, re.M).group(1)
 VIEW = (1600, 1000)
 """The browser's viewport; each workflow's saved view (extra.ds) frames the whole graph in it."""
 
-CHECKPOINTS = {
-    "face_ddpm": "- `iddpm_ffhq512_ema500000.pth` -> `ComfyUI/models/ssdiff/` (face DDPM: DifFace release "
-                 "V1.0, github.com/zsyOAOA/DifFace/releases)",
-    "scratch": "- `FT_Epoch_latest.pt` -> `ComfyUI/models/ssdiff/` (scratch detector: *Bringing Old Photos Back "
-               "to Life* release v1.0, `global_checkpoints.zip` -> `Global/checkpoints/detection/`)",
-    "codeformer": "- `codeformer.pth` -> `ComfyUI/models/facerestore_models/` (CodeFormer release v0.1.0, "
-                  "github.com/sczhou/CodeFormer/releases; needs the `spandrel_extra_arches` package)",
-    "parser": "- `resnet34.pt` -> `ComfyUI/models/ssdiff/` (face parser: github.com/yakhyo/face-parsing/releases); "
-              "or `parsing_parsenet.pth` -> `ComfyUI/models/facedetection/` (facexlib v0.2.2)",
-    "cap_vstnet": "- `photo_image.pt` -> `ComfyUI/models/ssdiff/` (CAP-VSTNet, github.com/linfengWen98/CAP-VSTNet "
-                  "checkpoints)",
-    "detector": "- `detection_Resnet50_Final.pth` (or `detection_mobilenet0.25_Final.pth`) -> "
-                "`ComfyUI/models/facedetection/` (RetinaFace: facexlib release v0.1.0)",
-}
 FOOTER = ("Folders listed for `ssdiff`, `facedetection` or `facerestore_models` in `extra_model_paths.yaml` "
-          "are searched too. Nothing is downloaded: a missing file is named, with its source, when you "
-          "press Run. The checkpoints carry their own (partly non-commercial) licences.")
+          "are searched too. `scripts/download_models.py` fetches every file into place and checks it. "
+          "The face detector can also be MTCNN (built in, no download; `pip install --no-deps "
+          "facenet-pytorch==2.6.0`). The checkpoints carry their own (partly non-commercial) licences.")
 
 
-def note(title: str, about: str, files: tuple[str, ...], image: str) -> str:
+def workflow_files(api: dict) -> dict[str, list[CatalogueFile]]:
+    """Node id -> the catalogue files its inputs name."""
+    named = {node_id: [catalogue_file(value) for value in node["inputs"].values() if isinstance(value, str)]
+             for node_id, node in api.items()}
+    return {node_id: [entry for entry in entries if entry] for node_id, entries in named.items() if any(entries)}
+
+
+def note(api: dict, title: str, about: str, image: str) -> str:
+    files = [entry for entries in workflow_files(api).values() for entry in entries]
     lines = [f"## {title}", "", about, "", "**Checkpoints** (choose each file in its loader node):",
-             *[CHECKPOINTS[key] for key in files], "", f"**Input**: {image}", "", FOOTER]
+             *[note_line(entry) for entry in files], "", f"**Input**: {image}", "", FOOTER]
     return "\n".join(lines)
 
 
 LAYOUTS = {
     "aligned_face_restoration": {
         "columns": [["note"], [2, 3, 5, 7, 10], [4, 6, 8, 1], [9, 13], [11, 12]],
-        "note": note(
+        "note": (
             "SSDiff: aligned face restoration",
             "An aligned old face (FFHQ alignment, e.g. from SSDiff Face Crop): scratch mask, coarse "
             "restoration R (CodeFormer, w = 0.5), parsing of R, stage 1 (pseudo-reference) and stage 2 "
             "(selective guided restoration) with the same seed. 2 x 100 steps take about 14 minutes on "
             "two CPU cores, seconds on a GPU.",
-            ("face_ddpm", "scratch", "codeformer", "parser", "cap_vstnet"),
             "an aligned face in `ComfyUI/input/`; the pack's sample is `assets/sample/ssdiff_sample_face.png`."),
     },
     "whole_photo_restoration": {
         "columns": [["note"], [1, 2, 4, 6, 8], [3, 10, 12], [5, 7, 9], [11], [13], [14, 15]],
-        "note": note(
+        "note": (
             "SSDiff: whole old photo",
-            "Finds the faces (RetinaFace), aligns each to the FFHQ 512 template, restores every face "
-            "as in the aligned-face workflow (scratch mask, CodeFormer R, parsing, stage 1, stage 2), "
-            "and pastes the restored faces back with a feathered inverse affine. A photo without a face "
-            "comes back unchanged.",
-            ("detector", "face_ddpm", "scratch", "codeformer", "parser", "cap_vstnet"),
+            "Finds the faces (RetinaFace, or MTCNN, which needs no file), aligns each to the FFHQ 512 "
+            "template, restores every face as in the aligned-face workflow (scratch mask, CodeFormer R, "
+            "parsing, stage 1, stage 2), and pastes the restored faces back with a feathered inverse affine. "
+            "A photo without a face comes back unchanged.",
             "an old photo in `ComfyUI/input/`; the pack's samples are `assets/sample/ssdiff_sample_photo.png` "
             "(a synthetic face on a card) and `assets/sample/ssdiff_sample_old_photo.png` (a public-domain "
             "portrait aged by `scripts/age_photo.py`)."),
@@ -94,7 +90,7 @@ LAYOUTS = {
     "sampler_custom_advanced": {
         "columns": [["note"], [2, 1, 3, 5, 7, 9], [4, 6, 8, 10, 12], [11, 13, 14, 15], [16, 17, 22],
                     [18], [19, 20, 21]],
-        "note": note(
+        "note": (
             "SSDiff guidance in your own graph",
             "SSDiff Pseudo Reference Sampler and SSDiff Selective Sampler are SAMPLERs: plug them into "
             "SamplerCustomAdvanced (or SamplerCustom) like any sampler, with your own noise, guider and "
@@ -102,7 +98,6 @@ LAYOUTS = {
             "`simple` steps, and the face encoded by the loader's pixel VAE (the latent has the image's "
             "size). Stage 1's decoded output is stage 2's pseudo-reference; one RandomNoise feeds both "
             "stages, as in the paper. For an SD-type MODEL, connect its VAE to the samplers' `vae` input.",
-            ("face_ddpm", "scratch", "codeformer", "parser", "cap_vstnet"),
             "an aligned face in `ComfyUI/input/`; the pack's sample is `assets/sample/ssdiff_sample_face.png`."),
     },
 }
@@ -143,6 +138,7 @@ BUILD_JS = r"""
     node.properties['Node name for S&R'] = entry.class_type;
     node.properties.cnr_id = ours ? spec.pack_id : (['nodes', 'comfy_extras'].includes(core) ? 'comfy-core' : undefined);
     node.properties.ver = ours ? spec.pack_version : spec.comfyui_version;
+    if (spec.models[id]) node.properties.models = spec.models[id];
   }
   const note = LiteGraph.createNode('MarkdownNote');
   note.id = Math.max(...Object.keys(api).map(Number)) + 1;
@@ -228,7 +224,8 @@ def saved_view(workflow: dict) -> dict:
 
 def export(browser: Chromium, name: str, layout: dict, comfyui_version: str) -> dict:
     api = json.loads((REPO / "workflows" / f"{name}_api.json").read_text())
-    spec = {"name": f"{name}.json", "columns": layout["columns"], "note": layout["note"], "gap": 30,
+    spec = {"name": f"{name}.json", "columns": layout["columns"], "note": note(api, *layout["note"]), "gap": 30,
+            "models": {node_id: model_links(entries) for node_id, entries in workflow_files(api).items()},
             "note_width": 420, "note_height": 520, "image_preview_height": 320, "pack_id": PACK_ID, "pack_version": PACK_VERSION,
             "comfyui_version": comfyui_version}
     result = json.loads(browser.evaluate(f"{BUILD_JS}({json.dumps(api)}, {json.dumps(spec)})", timeout=120))
@@ -263,7 +260,9 @@ def main() -> None:
             for folder in ("workflows", "example_workflows"):
                 (REPO / folder / f"{name}.json").write_text(text)
             report = inspect_workflow(browser, workflow, f"{name}.json")  # reopened as a user would
-            if report["unregistered"] or report["with_errors"] or report["dialogs"]:
+            # Frontend 1.32 opens its "Missing Models" dialog: this server has no checkpoint.
+            dialogs = [text for text in report["dialogs"] if not text.startswith("Missing Models")]
+            if report["unregistered"] or report["with_errors"] or dialogs:
                 raise SystemExit(f"{name}: the frontend does not open it cleanly: {report}")
             if not args.no_thumbnails:
                 browser.evaluate(f"{THUMBNAIL_JS}({json.dumps(fit_view(workflow))})")

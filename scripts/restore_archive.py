@@ -75,9 +75,9 @@ def main() -> int:
     photos = find_photos(source)
     with tempfile.TemporaryDirectory(prefix="ssdiff-archive-") as work:
         models_root, missing = with_stand_ins(prompt, roots, options.models_dir, Path(work))
-        for name in missing:
-            print(f"{name} is in none of the model folders of {', '.join(map(str, roots))}: using a tiny RANDOM "
-                  "network of the same architecture instead (outputs named plumbing_check_*).")
+        for replacement in missing:
+            print(f"{replacement} (looked in {', '.join(map(str, roots))})"
+                  + (": outputs named plumbing_check_*" if replacement.random else ""))
         workflow = workflow_sha256(prompt)
         manifest = Manifest(destination)
         pending, done_before = pending_photos(photos, manifest, workflow)
@@ -85,7 +85,7 @@ def main() -> int:
         if not pending:
             return 0
         settings = RunSettings(options.host, prompt, photo_node, source, destination, models_root,
-                               "plumbing_check_" if missing else "", options.timeout, options.threads)
+                               "plumbing_check_" if any(replacement.random for replacement in missing) else "", options.timeout, options.threads)
         started, restored, failed = time.monotonic(), 0, 0
         with StopAfterCurrent() as stop:
             if options.ray:

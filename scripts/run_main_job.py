@@ -2,13 +2,17 @@
 outputs. Usage (from the repo root, after scripts/setup_host.sh):
 
     .venv/bin/python scripts/run_main_job.py [--workflow W] [--image PHOTO] [--inputs DIR] [--output DIR] [--steps N]
+        [--download-missing]
 
 By default: the whole-photo workflow on the bundled aged portrait (assets/sample/PROVENANCE.md).
 
 Checkpoints are looked up in the host's models/ folders (ssdiff, facedetection, facerestore_models)
-and in --models-dir (laid out the same way). For each one missing, the job says so and runs a tiny
-random network of the same architecture instead: the outputs then only show that the plumbing
-works and are named plumbing_check_*, never a restoration.
+and in --models-dir (laid out the same way). For each one missing, the job says so and runs
+something else: for the face detector MTCNN (its weights ship with facenet-pytorch), for the others
+a tiny random network of the same architecture; the outputs then only show that the plumbing
+works and are named plumbing_check_*, never a restoration. With --download-missing the job first
+fetches the missing ones (https only, size and sha256 checked, as scripts/download_models.py) into
+--models-dir, else the host's models/ folder.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.append(str(REPO))
 
+from harness.downloads import download_all, missing_files, workflow_files  # noqa: E402
 from harness.headless import ComfyServer, default_host  # noqa: E402
 from harness.outputs import copy_atomically, output_path  # noqa: E402
 from harness.jobs import set_steps, with_stand_ins  # noqa: E402
@@ -41,6 +46,9 @@ def main() -> int:
                         help="the ComfyUI root (default: the host setup_host.sh built for this Python)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace existing output files (never the input photos)")
+    parser.add_argument("--download-missing", action="store_true",
+                        help="first fetch the workflow's missing checkpoints into --models-dir, else the host's "
+                             "models folder (https only, verified)")
     options = parser.parse_args()
 
     prompt = json.loads(options.workflow.read_text())
@@ -50,15 +58,16 @@ def main() -> int:
                           if node["class_type"] == "LoadImage")
         first_load["inputs"]["image"] = photo.name
     roots = [options.host / "models"] + ([options.models_dir] if options.models_dir else [])
+    if options.download_missing:
+        download_all(missing_files(workflow_files(prompt), roots), options.models_dir or options.host / "models")
     with tempfile.TemporaryDirectory(prefix="ssdiff-job-") as work:
-        models_root, missing = with_stand_ins(prompt, roots, options.models_dir, Path(work))
-        plumbing_check = bool(missing)
-        for name in missing:
-            print(f"{name} is in none of the model folders of {', '.join(map(str, roots))}: "
-                  "using a tiny RANDOM network of the same architecture instead.")
+        models_root, replacements = with_stand_ins(prompt, roots, options.models_dir, Path(work))
+        plumbing_check = any(replacement.random for replacement in replacements)
+        for replacement in replacements:
+            print(f"{replacement} (looked in {', '.join(map(str, roots))}).")
         if plumbing_check:
-            print("The outputs only check the plumbing and are NOT a restoration; see README "
-                  "'Checkpoints' for the files and where to get them.")
+            print("The outputs only check the plumbing and are NOT a restoration; README 'Get the model files' "
+                  "names each file and where it goes; --download-missing fetches them.")
         set_steps(prompt, options.steps or (10 if plumbing_check else None))
 
         input_images = [image for image in [*options.inputs.iterdir(), *([photo] if photo else [])]

@@ -74,7 +74,7 @@ if [ "$(cat "$venv/.ssdiff-torch" 2>/dev/null)" != "$torch_stamp" ]; then
 fi
 
 comfyui_source="${checkout:-$(vendored_comfyui)}"
-requirements_stamp="$( (cat "$comfyui_source/requirements.txt" "$repo/requirements.txt" "$repo/requirements-dev.txt"; echo comfy-cli==1.23.0) | sha256sum)"
+requirements_stamp="$( (cat "$comfyui_source/requirements.txt" "$repo/requirements.txt" "$repo/requirements-dev.txt"; echo comfy-cli==1.23.0 facenet-pytorch==2.6.0) | sha256sum)"
 if [ "$(cat "$venv/.ssdiff-requirements" 2>/dev/null)" != "$requirements_stamp" ]; then
   # ComfyUI's own requirements, minus the torch family (installed above).
   grep -vE '^\s*(#|$)|^torch(vision|audio)?\b' "$comfyui_source/requirements.txt" > "$venv/comfyui-requirements.txt"
@@ -83,6 +83,9 @@ if [ "$(cat "$venv/.ssdiff-requirements" 2>/dev/null)" != "$requirements_stamp" 
   # comfy-cli's UI -> API workflow converter, for tests/test_workflows_ui.py; its own
   # dependencies (a CLI's: uv, ruff, telemetry, ...) are not needed for that.
   quiet_pip --no-deps comfy-cli==1.23.0 pathspec
+  # MTCNN, the face detector whose weights ship in its wheel (no download): its metadata pins an
+  # old torch and numpy, so only the package itself is installed; the pack uses only its MTCNN.
+  quiet_pip --no-deps facenet-pytorch==2.6.0
   echo "$requirements_stamp" > "$venv/.ssdiff-requirements"
 fi
 

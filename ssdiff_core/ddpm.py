@@ -36,7 +36,9 @@ def _posterior_variance(sigma: float, sigma_prev: float) -> float:
 
 def transition(sigma: float, sigma_prev: float, sigma_above: float | None) -> Transition:
     """`sigma_above` is the grid's noise level before `sigma`; it sets the clipped posterior
-    variance of the last step (which is 0 there), as guided-diffusion's clipped log does.
+    variance of the last step (which is 0 there), as guided-diffusion's clipped log does. A grid
+    of one step has none above (guided-diffusion fails there): its variance is then beta, which
+    draws no noise either, since the last step adds none.
     The posterior q(x_{t-1} | x_t, x0) is Ho et al. 2020, eq. 6-7, with abar = 1 / (1 + sigma^2)."""
     abar_prev = 1 / (1 + sigma_prev ** 2)
     one_minus_abar_t = sigma ** 2 / (1 + sigma ** 2)
@@ -45,9 +47,7 @@ def transition(sigma: float, sigma_prev: float, sigma_above: float | None) -> Tr
     alpha = 1 - beta
     posterior_variance = _posterior_variance(sigma, sigma_prev)
     if posterior_variance == 0.0:
-        if sigma_above is None:
-            raise ValueError("the last step needs the noise level above it for its variance")
-        posterior_variance = _posterior_variance(sigma_above, sigma)
+        posterior_variance = beta if sigma_above is None else _posterior_variance(sigma_above, sigma)
     return Transition(
         sigma=sigma,
         sigma_prev=sigma_prev,

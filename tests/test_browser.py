@@ -18,7 +18,8 @@ import pytest
 import requests
 
 from harness.chromium_cdp import (SETUP_HINT, Chromium, close_side_panel, find_chromium, inspect_workflow,
-                          off_machine_responses, open_comfyui, open_error_details, show_whole_graph)
+                                  missing_model_candidates, off_machine_responses, open_comfyui, open_error_details,
+                                  show_whole_graph)
 from conftest import HOST, REPO
 from harness.workflows import api_differences
 from harness.headless import ComfyServer
@@ -155,21 +156,33 @@ def test_workflow_opened_with_no_checkpoints_installed_names_each_missing_file(b
     assert sorted(missing) == sorted(loaders), "every loader names a checkpoint a new user does not have"
 
     report = open_and_screenshot(bare_frontend, artifacts, workflow, f"{name}_no_checkpoints")
-    assert not report["unregistered"] and not report["dialogs"]
+    assert not report["unregistered"]
+    links = {(link["name"], link["directory"], link["url"]) for node in workflow["nodes"]
+             for link in node["properties"].get("models", [])}
+    assert {name for name, _, _ in links} == set(missing.values()), "every missing file has its model link"
+    candidates = missing_model_candidates(bare_frontend)
     details = open_error_details(bare_frontend)
     if details is not None:
         bare_frontend.screenshot(artifacts / f"{name}_no_checkpoints_details.png")
         close_side_panel(bare_frontend)
     record = {"frontend_version": report["frontend_version"], "missing_files": missing,
-              "drawn_in_error": report["with_errors"], "overlays": report["overlays"], "error_details": details}
+              "drawn_in_error": report["with_errors"], "overlays": report["overlays"], "dialogs": report["dialogs"],
+              "error_details": details, "missing_model_candidates": candidates}
     (artifacts / f"{name}_no_checkpoints.json").write_text(json.dumps(record, indent=2) + "\n")
 
     if flags_missing_files(report):
+        assert not report["dialogs"]
         assert sorted(report["with_errors"]) == sorted(missing), "the frontend outlines every loader and no other"
         assert report["overlays"] == [f"{len(missing)} errors found Resolve them before running the workflow. "
                                       "View details"]
         assert set(details) == {"missing-model"}, details
-        for file_name in missing.values():
+        for file_name, folder, _ in links:
             assert file_name in details["missing-model"], f"{file_name} is not in the missing-models panel"
-    else:  # the older frontend says nothing until the prompt is queued
+            assert folder in details["missing-model"], f"{folder} is not in the missing-models panel"
+        listed = {(entry["name"], entry["directory"], entry["url"]) for entry in candidates if entry["missing"]}
+        assert listed == links, "the panel's files, folders and links are the workflow's model links"
+    else:  # 1.32 opens its Missing Models dialog from the model links on load
         assert not report["with_errors"] and not report["overlays"] and details is None, record
+        assert len(report["dialogs"]) == 1 and report["dialogs"][0].startswith("Missing Models"), record
+        for file_name, folder, _ in links:
+            assert f"{folder} / {file_name}" in report["dialogs"][0], f"{file_name} is not in the dialog"

@@ -1,4 +1,4 @@
-from ..files import FACE_DETECTION_FOLDER, SSDIFF_FOLDER, ModelFile
+from ..files import Kind, ModelFile
 from .bisenet_resnet import (
     NUM_CLASSES,
     ResNetBiSeNet,
@@ -6,12 +6,7 @@ from .bisenet_resnet import (
 )
 from .loading import PARSER_MARKER_KEYS, face_parser_from_state_dict, parser_backend
 
-FILE = ModelFile(
-    "face parser", (FACE_DETECTION_FOLDER, SSDIFF_FOLDER),
-    "parsing_parsenet.pth, parsing_bisenet.pth (models/facedetection) or resnet34.pt (models/ssdiff)",
-    "facexlib releases v0.2.2 (parsing_parsenet.pth) and v0.2.0 (parsing_bisenet.pth) at "
-    "https://github.com/xinntao/facexlib/releases; resnet34.pt from https://github.com/yakhyo/face-parsing/releases "
-    "(tag 'weights', formerly v0.0.1) or the SSDiff Google Drive")
+FILE = ModelFile("face parser", Kind.FACE_PARSER, marker_keys=tuple(PARSER_MARKER_KEYS.values()), any_marker=True)
 build = face_parser_from_state_dict
 
 __all__ = [

@@ -6,13 +6,10 @@ from dataclasses import dataclass
 
 import torch
 
-from ..files import FACE_RESTORE_FOLDER, ModelFile
+from ..files import Kind, ModelFile
 from .codeformer import codeformer_forward
 
-FILE = ModelFile(
-    "face restoration model", (FACE_RESTORE_FOLDER,), "codeformer.pth (or GFPGANv1.4.pth, RestoreFormer.pth)",
-    "CodeFormer release v0.1.0 (https://github.com/sczhou/CodeFormer/releases); GFPGAN releases "
-    "(https://github.com/TencentARC/GFPGAN/releases)")
+FILE = ModelFile("face restoration model", Kind.FACE_RESTORER)
 
 CODEFORMER = "CodeFormer"
 

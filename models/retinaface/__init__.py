@@ -3,13 +3,10 @@ from __future__ import annotations
 
 import torch
 
-from ..files import FACE_DETECTION_FOLDER, ModelFile
+from ..files import Kind, ModelFile
 
-FILE = ModelFile(
-    "RetinaFace face detector", (FACE_DETECTION_FOLDER,),
-    "detection_Resnet50_Final.pth (or detection_mobilenet0.25_Final.pth)",
-    "https://github.com/xinntao/facexlib/releases/tag/v0.1.0",
-    marker_keys=("ClassHead.0.conv1x1.weight", "LandmarkHead.0.conv1x1.weight"))
+FILE = ModelFile("RetinaFace face detector", Kind.FACE_DETECTOR,
+                 marker_keys=("ClassHead.0.conv1x1.weight", "LandmarkHead.0.conv1x1.weight"))
 
 
 def build(state_dict: dict[str, torch.Tensor], device: torch.device):

@@ -153,8 +153,13 @@ def test_last_step_takes_the_variance_of_the_step_above():
     assert step.log_posterior_variance_clipped == pytest.approx(math.log(expected), rel=1e-9)
     assert step.posterior_mean_coef_x0 == pytest.approx(1.0, rel=1e-9)
     assert step.posterior_mean_coef_xt == pytest.approx(0.0, abs=1e-12)
-    with pytest.raises(ValueError):
-        ddpm.transition(float(SIGMAS[0]), 0.0, None)
+
+
+def test_a_single_step_from_the_top_of_the_schedule_takes_beta_as_its_variance():
+    # One step from sigma_max to 0 has no level above it; the last step adds no noise anyway.
+    step = ddpm.transition(float(SIGMAS[999]), 0.0, None)
+    assert step.is_last and step.log_posterior_variance_clipped == pytest.approx(step.log_beta)
+    assert step.posterior_mean_coef_x0 == pytest.approx(math.sqrt(1.0) * step.beta / float(1 - ABAR[999]))
 
 
 @pytest.mark.parametrize("i", range(10))

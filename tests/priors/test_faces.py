@@ -77,7 +77,7 @@ def crop_inputs(detector, image, **overrides):
 
 
 def test_detector_loader_reads_facexlib_weights(detector):
-    assert detector.backbone == "mobilenet0.25"
+    assert detector.name == "RetinaFace" and detector.find.args[0].backbone == "mobilenet0.25"
     photo = smooth_photo(120, 160)
     from priors.face_detection import detect_faces
     assert isinstance(detect_faces(detector, photo, confidence=1.0), list)

@@ -64,14 +64,16 @@ class RobustnessProbeOutOfMemory:
 
 
 class ScriptedDetector:
-    """Answers RetinaFace's detect_faces with fixed rows (box, score, five landmarks)."""
+    """A face detector as SSDiff Face Crop takes one (the pack's FaceDetector), finding fixed rows
+    (box, score, five landmarks) in any photo."""
+    name = "scripted detector"
+    default_confidence = 0.97
 
     def __init__(self, rows: list[list[float]]):
         self.rows = np.asarray(rows, np.float32).reshape(-1, 15)
 
-    def detect_faces(self, image, conf_threshold: float = 0.8, nms_threshold: float = 0.4,
-                     use_origin_size: bool = True) -> np.ndarray:
-        return self.rows[self.rows[:, 4] >= conf_threshold]
+    def find(self, image: np.ndarray) -> np.ndarray:
+        return self.rows
 
 
 class RobustnessProbeFaceDetector:
