@@ -19,6 +19,7 @@ import latent_preview
 
 from ..models.guided_diffusion import FaceUNetConfig
 from ..ssdiff_core.pixel_space import IdentityMap, PixelMap
+from ..ssdiff_core.pseudo_targets import PseudoTargetGuidance, partial_grid, start_sample
 from ..ssdiff_core.sampler import Guidance, ItemNoise, StepFunction, sample_ssdiff
 from ..ssdiff_core.schedule import respaced_sigmas
 from .face_model import empty_conditioning, schedule_sigmas
@@ -203,5 +204,31 @@ def sample_face(model: comfy.model_patcher.ModelPatcher, guidance_at: Callable[[
         disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
     if not space.pixel_space:
         samples = vae.decode(samples).movedim(-1, 1)[:, :3].float() * 2 - 1
+    height, width = size
+    return samples.clamp(-1, 1)[..., :height, :width]
+
+
+def sample_pseudo_targets(model: comfy.model_patcher.ModelPatcher,
+                          guidance_at: Callable[[int], PseudoTargetGuidance], size: tuple[int, int], seed: int,
+                          steps: int, start: float, reference_compat: bool = False) -> torch.Tensor:
+    """One-stop pseudo-targets of the guidance's coarse restorations (B x 3 x H x W in [-1, 1] of
+    `size`, padded to the model's multiple by `guidance_at(multiple)`): each diffused to `start`
+    of the schedule with its own noise (item i: seed + i) and sampled back over the rest of
+    `steps` respaced DDPM steps. Returns B x 3 x H x W in [-1, 1] of `size`."""
+    space = model_space(model.model, None, "vae_decoder")
+    if not space.pixel_space:
+        raise ValueError("pseudo-targets are sampled by the face DDPM (SSDiff Face Diffusion Loader), a pixel-space "
+                         "MODEL: this one samples latents")
+    guidance = guidance_at(pixel_multiple(model, space, None))
+    shape = (guidance.coarse.shape[0], 3, *guidance.sample_size)
+    require_room_for_step(model.get_model_object("diffusion_model"), shape, model.model.get_dtype())
+    sigmas, first, noised = partial_grid(respaced_sigmas(steps, space.discrete_sigmas), space.discrete_sigmas,
+                                         start, reference_compat)
+    x_start = start_sample(guidance.coarse.float(), ItemNoise(seed, shape).draw(), first, noised)
+    positive = negative = empty_conditioning()
+    samples = comfy.sample.sample_custom(
+        model, torch.zeros(shape), 1.0, guided_sampler(guidance, space=space), sigmas, positive, negative, x_start,
+        callback=latent_preview.prepare_callback(model, len(sigmas) - 1),
+        disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
     height, width = size
     return samples.clamp(-1, 1)[..., :height, :width]

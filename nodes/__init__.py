@@ -8,6 +8,7 @@ from .face_diffusion import SSDiffFaceDiffusionLoader, SSDiffUnconditional
 from .faces import SSDiffFaceCrop, SSDiffFaceDetectorLoader, SSDiffFacePaste
 from .parsing import SSDiffFaceParse, SSDiffFaceParserLoader, SSDiffLabelMapToParsing
 from .pseudo_reference import SSDiffPseudoReference, SSDiffPseudoReferenceSampler
+from .pseudo_targets import SSDiffPseudoTargetSampler, SSDiffPseudoTargets
 from .restorer import SSDiffCoarseRestore, SSDiffFaceRestorerLoader
 from .scratch import SSDiffScratchDetectorLoader, SSDiffScratchMask
 from .selective import SSDiffSampler, SSDiffSelectiveSampler
@@ -31,6 +32,8 @@ NODES: list[type[io.ComfyNode]] = [
     SSDiffCoarseRestore,
     SSDiffColourTransferLoader,
     SSDiffColourTransfer,
+    SSDiffPseudoTargets,
+    SSDiffPseudoTargetSampler,
 ]
 
 

@@ -9,6 +9,7 @@ import torch
 
 from . import losses
 from .colour_transfer import ColourTransfer, masked_mean_std_transfer
+from .ddpm import Transition
 from .masks import SelectiveMasks
 from .pixel_space import IdentityMap, PixelMap, ToPixels, latent_resolution
 from .schedule import RepeatWindow, StepTime
@@ -52,6 +53,13 @@ def _check_size(tensor: torch.Tensor, like: torch.Tensor, scale: int, name: str)
                          "pixels: resize it to the image it guides")
 
 
+class GradientOnlyRun:
+    """SSDiff's stages steer by their gradient alone: each step's x_{t-1} stays as it is."""
+
+    def after_step(self, x_prev: torch.Tensor, step: Transition, when: StepTime, noise) -> torch.Tensor:
+        return x_prev
+
+
 @dataclass(frozen=True)
 class PseudoReferenceGuidance:
     """Stage 1: lightness from the degraded input outside the scratches, natural face colour
@@ -84,7 +92,7 @@ class PseudoReferenceGuidance:
 
 
 @dataclass
-class PseudoReferenceRun:
+class PseudoReferenceRun(GradientOnlyRun):
     spec: PseudoReferenceGuidance
     degraded: torch.Tensor
     undamaged: torch.Tensor
@@ -171,7 +179,7 @@ class SelectiveGuidance:
 
 
 @dataclass
-class SelectiveRun:
+class SelectiveRun(GradientOnlyRun):
     spec: SelectiveGuidance
     coarse: torch.Tensor
     pseudo_reference: torch.Tensor

@@ -23,7 +23,7 @@ import torch
 from . import ddpm
 from .lowpass import low_frequencies
 from .pixel_space import IdentityMap, PixelMap
-from .schedule import RepeatWindow, StepTime
+from .schedule import RepeatWindow, StepTime, snap_to_schedule, timestep_of_sigma
 
 START = 0.6
 CONSTRAINT_END = 0.36
@@ -48,6 +48,21 @@ def start_sample(coarse: torch.Tensor, noise: torch.Tensor, first_sigma: float, 
     the coarse restoration diffused to `noised_sigma` (the same level, or the released code's
     level above it)."""
     return ddpm.k_diffusion_from_vp(diffused(coarse, noised_sigma, noise), first_sigma)
+
+
+def partial_grid(sigmas: torch.Tensor, discrete_sigmas: torch.Tensor, start: float,
+                 reference_compat: bool = False) -> tuple[torch.Tensor, float, float]:
+    """The steps of a grid (descending, ending with 0) from its first level at or below `start`
+    of the schedule; that first level, and the level the coarse restoration is noised to: the
+    same, or, as the released sampler does, the grid's level above it (both on the schedule)."""
+    if not 0.0 < start <= 1.0:
+        raise ValueError(f"start must be a fraction of the schedule above 0 and at most 1, got {start}")
+    levels = [snap_to_schedule(float(sigma), discrete_sigmas) for sigma in sigmas]
+    boundary = start * len(discrete_sigmas)
+    first = next((i for i, sigma in enumerate(levels[:-1])
+                  if sigma > 0 and timestep_of_sigma(sigma, discrete_sigmas) <= boundary), len(levels) - 2)
+    noised = levels[first - 1] if reference_compat and first > 0 else levels[first]
+    return sigmas[first:], levels[first], noised
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,11 @@ class GuidanceRun(Protocol):
     def gradient(self, x0h: torch.Tensor, when: StepTime) -> torch.Tensor: ...
     def step_time(self, timestep: float, num_timesteps: int) -> StepTime: ...
     def correction_rule(self, repeat_index: int) -> tuple[bool, bool]: ...
+    def after_step(self, x_prev: torch.Tensor, step: ddpm.Transition, when: StepTime,
+                   noise: ItemNoise) -> torch.Tensor:
+        """x_{t-1} (VP units) once the step and its repeats are done: a constraint on the sample
+        (the pseudo-targets' low-frequency replacement), drawing any noise it needs from `noise`."""
+        ...
 
 
 class Guidance(Protocol):
@@ -199,6 +204,7 @@ def sample_ssdiff(model: Callable[..., torch.Tensor], x: torch.Tensor, sigmas: t
                 interrupt()
             record = _guided_pass(model, x, step, s_in, extra_args, sink, step_noise, base_step, clamp_x0, run,
                                   when, guidance.scale, run.correction_rule(repeat_index))
+        record.x_prev = run.after_step(record.x_prev, step, when, step_noise)
         x = ddpm.k_diffusion_from_vp(record.x_prev, sigma_prev)
         if callback is not None:
             callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i],

@@ -52,6 +52,9 @@ NODE_INPUTS: dict[str, dict] = {
                           "erase_mask": ["mask", 0]},
     "SSDiffCoarseRestore": {"restorer": ["restorer", 0], "image": ["photo", 0], "fidelity": 0.5},
     "SSDiffColourTransfer": {"content": ["photo", 0], "style": ["photo", 0], "region": ["mask", 0]},
+    "SSDiffPseudoTargets": {"model": ["ddpm", 0], "coarse_restoration": ["photo", 0], "constraint_end": 0.36,
+                            "filter_factor": 8, "seed": 1, "steps": 4, "start": 0.6, "reference_compat": False},
+    "SSDiffPseudoTargetSampler": {"coarse_restoration": ["photo", 0], "constraint_end": 0.36, "filter_factor": 8},
 }
 """Each node's inputs, all connected: images from a 32 px photo, masks from a 32 px SolidMask."""
 
