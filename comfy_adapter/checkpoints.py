@@ -3,11 +3,14 @@ resolved in a kind's folders, and checkpoints read without running pickled code.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
+import tempfile
 from collections.abc import Mapping
 from typing import Callable, TypeVar
 
 import safetensors
+import safetensors.torch
 import torch
 
 import comfy.utils
@@ -139,3 +142,29 @@ def load_checkpoint(kind: ModelFile, name: str, build: Callable[[dict[str, torch
         reason = str(error).strip().rstrip(".")  # torch's load_state_dict messages end in ". "
         raise CheckpointError(f"'{name}' is not a usable {kind.what}: {reason}. Expected {kind.expected} "
                               f"from {kind.source}") from error
+
+
+def save_new_checkpoint(folder: str, prefix: str, state_dict: dict[str, torch.Tensor],
+                        metadata: dict[str, str] | None = None) -> str:
+    """Writes `state_dict` as `<prefix>_<n>.safetensors` (n the first number free) into the first
+    path of models/<folder>, so that the folder's loader lists it. It is written under a temporary
+    name and linked into place: it never replaces a file, and nothing half-written is left."""
+    if not prefix or os.path.basename(prefix) != prefix or prefix.startswith("."):
+        raise CheckpointError(f"save name '{prefix}' must be a plain file name (no folders), e.g. "
+                              "'restorer_finetuned'")
+    directory = folder_paths.get_folder_paths(folder)[0]
+    os.makedirs(directory, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{prefix}.", suffix=".partial", dir=directory)
+    os.close(handle)
+    try:
+        safetensors.torch.save_file({key: value.detach().contiguous().cpu() for key, value in state_dict.items()},
+                                    temporary, metadata)
+        for number in itertools.count(1):
+            path = os.path.join(directory, f"{prefix}_{number:05d}.safetensors")
+            try:
+                os.link(temporary, path)
+                return path
+            except FileExistsError:
+                continue
+    finally:
+        os.unlink(temporary)

@@ -5,6 +5,7 @@ from comfy_api.latest import ComfyExtension, io
 
 from .colour import SSDiffColourTransfer, SSDiffColourTransferLoader
 from .face_diffusion import SSDiffFaceDiffusionLoader, SSDiffUnconditional
+from .fine_tune import SSDiffFineTuneRestorer
 from .faces import SSDiffFaceCrop, SSDiffFaceDetectorLoader, SSDiffFacePaste
 from .parsing import SSDiffFaceParse, SSDiffFaceParserLoader, SSDiffLabelMapToParsing
 from .pseudo_reference import SSDiffPseudoReference, SSDiffPseudoReferenceSampler
@@ -34,6 +35,7 @@ NODES: list[type[io.ComfyNode]] = [
     SSDiffColourTransfer,
     SSDiffPseudoTargets,
     SSDiffPseudoTargetSampler,
+    SSDiffFineTuneRestorer,
 ]
 
 

@@ -22,9 +22,14 @@ def coarse_restore(restorer: Restorer, faces: torch.Tensor,
         if check_interrupt is not None:
             check_interrupt()
         height, width = face.shape[-2:]
-        x = F.interpolate(face[None].float(), size=(RESTORER_SIZE, RESTORER_SIZE), mode="bilinear",
-                          align_corners=False, antialias=True) * 2 - 1
+        x = restorer_input(face[None])
         output = F.interpolate((restorer(x) + 1) / 2, size=(height, width), mode="bilinear", align_corners=False,
                                antialias=True)
         restored.append(output.clamp(0, 1).to(faces.device))
     return torch.cat(restored)
+
+
+def restorer_input(faces: torch.Tensor) -> torch.Tensor:
+    """B x 3 x H x W RGB in [0, 1] -> B x 3 x 512 x 512 in [-1, 1], as the restorers take faces."""
+    return F.interpolate(faces.float(), size=(RESTORER_SIZE, RESTORER_SIZE), mode="bilinear", align_corners=False,
+                         antialias=True) * 2 - 1

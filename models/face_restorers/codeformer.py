@@ -25,6 +25,42 @@ def adaptive_instance_norm(content: torch.Tensor, style: torch.Tensor) -> torch.
     return (content - content_mean) / content_std * style_std + style_mean
 
 
+def encode(network: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The encoder's output (B x 256 x 16 x 16 at 512 px, the features the transformer reads) and
+    its features at the sizes the fusion blocks take."""
+    fused_sizes = {network.fuse_encoder_block[size]: size for size in network.connect_list}
+    encoder_features = {}
+    h = x
+    for index, block in enumerate(network.encoder.blocks):
+        h = block(h)
+        if index in fused_sizes:
+            encoder_features[str(h.shape[-1])] = h
+    return h, encoder_features
+
+
+def code_logits(network: torch.nn.Module, low_quality: torch.Tensor) -> torch.Tensor:
+    """The transformer's prediction of a codebook entry per position: B x 256 x codebook size."""
+    positions = network.position_emb.unsqueeze(1).repeat(1, low_quality.shape[0], 1)
+    query = network.feat_emb(low_quality.flatten(2).permute(2, 0, 1))
+    for layer in network.ft_layers:
+        query = layer(query, query_pos=positions)
+    return network.idx_pred_layer(query).permute(1, 0, 2)
+
+
+def nearest_codes(network: torch.nn.Module, features: torch.Tensor) -> torch.Tensor:
+    """The codebook entry nearest each position of encoder features (B x 256 x 16 x 16): B x 256."""
+    flat = features.permute(0, 2, 3, 1).reshape(-1, features.shape[1])
+    codebook = network.quantize.embedding.weight
+    distances = flat.pow(2).sum(1, keepdim=True) + codebook.pow(2).sum(1) - 2 * flat @ codebook.T
+    return distances.argmin(dim=1).view(features.shape[0], -1)
+
+
+def code_features(network: torch.nn.Module, codes: torch.Tensor) -> torch.Tensor:
+    """Codebook entries of B x 256 codes as a B x 256 x 16 x 16 feature map."""
+    entries = F.embedding(codes, network.quantize.embedding.weight)
+    return entries.view(codes.shape[0], *CODE_GRID, CODE_CHANNELS).permute(0, 3, 1, 2)
+
+
 def codeformer_forward(network: torch.nn.Module, x: torch.Tensor, fidelity: float = 0.5,
                        adain: bool = False) -> torch.Tensor:
     """B x 3 x 512 x 512 in [-1, 1] -> the restored faces (no logits).
@@ -33,20 +69,8 @@ def codeformer_forward(network: torch.nn.Module, x: torch.Tensor, fidelity: floa
     predicts a codebook entry per position of the 16 x 16 grid; the generator decodes the
     entries, fused with the encoder's features at weight `fidelity` (w: 0 quality, 1 fidelity)
     after the blocks CodeFormer names, and not at all when w is 0."""
-    fused_sizes = {network.fuse_encoder_block[size]: size for size in network.connect_list}
-    encoder_features = {}
-    h = x
-    for index, block in enumerate(network.encoder.blocks):
-        h = block(h)
-        if index in fused_sizes:
-            encoder_features[str(h.shape[-1])] = h
-    low_quality = h
-
-    positions = network.position_emb.unsqueeze(1).repeat(1, x.shape[0], 1)
-    query = network.feat_emb(low_quality.flatten(2).permute(2, 0, 1))
-    for layer in network.ft_layers:
-        query = layer(query, query_pos=positions)
-    logits = network.idx_pred_layer(query).permute(1, 0, 2)
+    low_quality, encoder_features = encode(network, x)
+    logits = code_logits(network, low_quality)
     _, codes = torch.topk(F.softmax(logits, dim=2), 1, dim=2)
     h = network.quantize.get_codebook_feat(codes, shape=[x.shape[0], *CODE_GRID, CODE_CHANNELS])
     if adain:

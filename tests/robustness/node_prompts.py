@@ -55,6 +55,9 @@ NODE_INPUTS: dict[str, dict] = {
     "SSDiffPseudoTargets": {"model": ["ddpm", 0], "coarse_restoration": ["photo", 0], "constraint_end": 0.36,
                             "filter_factor": 8, "seed": 1, "steps": 4, "start": 0.6, "reference_compat": False},
     "SSDiffPseudoTargetSampler": {"coarse_restoration": ["photo", 0], "constraint_end": 0.36, "filter_factor": 8},
+    "SSDiffFineTuneRestorer": {"restorer": ["restorer", 0], "degraded": ["photo", 0], "targets": ["photo", 0],
+                               "steps": 1, "learning_rate": 1e-4, "batch_size": 1, "seed": 0, "ema_decay": 0.0,
+                               "train": "transformer_only", "save_name": ""},
 }
 """Each node's inputs, all connected: images from a 32 px photo, masks from a 32 px SolidMask."""
 

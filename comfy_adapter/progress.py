@@ -1,0 +1,20 @@
+"""Long loops that are not sampling (training) inside ComfyUI: its progress bar, and Cancel
+between steps."""
+from __future__ import annotations
+
+from typing import Callable
+
+import comfy.model_management
+import comfy.utils
+
+
+def step_reporter(total: int) -> Callable[[int, float], None]:
+    """`report(step, value)` after each of `total` steps: moves ComfyUI's progress bar and raises
+    ComfyUI's interruption when the user pressed Cancel."""
+    bar = comfy.utils.ProgressBar(total)
+
+    def report(step: int, value: float) -> None:
+        bar.update_absolute(step + 1, total)
+        comfy.model_management.throw_exception_if_processing_interrupted()
+
+    return report

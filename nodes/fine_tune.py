@@ -1,0 +1,83 @@
+"""Fine-tune Restorer: a fast face restorer trained on the archive's own faces and their SSDiff
+restorations or pseudo-targets, then used by SSDiff Coarse Restore on every other face."""
+from __future__ import annotations
+
+import json
+import os
+
+import torch
+from comfy_api.latest import io
+
+from ..comfy_adapter import checkpoints, progress
+from ..models.face_restorers import CODEFORMER, FaceRestorer
+from ..models.face_restorers.fine_tune import FineTuneSettings, fine_tune
+from ..models.files import FACE_RESTORE_FOLDER
+from ..priors.coarse import restorer_input
+from ..priors.plots import line_plot
+from . import boundary
+from .input_checks import checked_inputs
+from .types import FaceRestorerType
+
+TRAINED_PARTS = ("encoder_and_transformer", "transformer_only")
+
+
+class SSDiffFineTuneRestorer(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="SSDiffFineTuneRestorer",
+            display_name="SSDiff Fine-tune Restorer",
+            category="SSDiff/archive",
+            description=("Trains a copy of the restorer on degraded faces and their targets (SSDiff "
+                         "restorations or SSDiff Pseudo Targets), as Kuai et al. fine-tune CodeFormer; "
+                         "GFPGAN / RestoreFormer with an L1 pixel loss. The restorer given is left as it "
+                         "was. The result is saved into models/facerestore_models as "
+                         "<save_name>_<n>.safetensors (never over a file) for SSDiff Face Restorer Loader."),
+            inputs=[
+                FaceRestorerType.Input("restorer"),
+                io.Image.Input("degraded", tooltip="aligned faces, as SSDiff Face Crop gives them"),
+                io.Image.Input("targets", tooltip="one target per degraded face, in the same order"),
+                io.Int.Input("steps", default=1000, min=1, max=1_000_000,
+                             tooltip="training steps (the paper: 40000 at batch 8)"),
+                io.Float.Input("learning_rate", default=1e-4, min=1e-7, max=1e-1, step=1e-5,
+                               tooltip="Adam's; halved at 87.5 % and 95 % of the steps"),
+                io.Int.Input("batch_size", default=4, min=1, max=64, tooltip="the paper: 8"),
+                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF,
+                             tooltip="batches and flips; the same seed trains the same weights on the CPU"),
+                io.Float.Input("ema_decay", default=0.995, min=0.0, max=0.9999, step=0.0005,
+                               tooltip="the saved weights average the last ~1/(1 - decay) steps (the paper: "
+                                       "0.995); 0 keeps the last step's"),
+                io.Combo.Input("train", options=list(TRAINED_PARTS), default=TRAINED_PARTS[0],
+                               tooltip="CodeFormer: its encoder and transformer, as the released fine-tune, "
+                                       "or the transformer alone (several times faster)"),
+                io.String.Input("save_name", default="ssdiff_finetuned_restorer",
+                                tooltip="file name before _<n>.safetensors; empty: not saved"),
+            ],
+            outputs=[FaceRestorerType.Output(display_name="restorer"), io.Image.Output(display_name="loss_plot"),
+                     io.String.Output(display_name="losses"), io.String.Output(display_name="saved_as")],
+        )
+
+    @classmethod
+    @checked_inputs
+    def execute(cls, restorer: FaceRestorer, degraded: torch.Tensor, targets: torch.Tensor, steps: int,
+                learning_rate: float, batch_size: int, seed: int, ema_decay: float, train: str,
+                save_name: str) -> io.NodeOutput:
+        if targets.shape[0] != degraded.shape[0]:
+            raise ValueError(f"targets has a batch of {targets.shape[0]}, degraded a batch of {degraded.shape[0]}: "
+                             "give one target per degraded face, in the same order")
+        settings = FineTuneSettings(steps, learning_rate, batch_size, seed, ema_decay,
+                                    transformer_only=train == "transformer_only")
+        result = fine_tune(restorer, restorer_input(boundary.image_to_rgb(degraded)),
+                           restorer_input(boundary.image_to_rgb(targets)), settings, progress.step_reporter(steps))
+        saved_as = ""
+        if save_name.strip():
+            saved_as = os.path.basename(checkpoints.save_new_checkpoint(
+                FACE_RESTORE_FOLDER, save_name.strip(), result.restorer.network.state_dict(),
+                {"ssdiff_fine_tune": json.dumps({"architecture": result.restorer.architecture, "steps": steps,
+                                                 "learning_rate": learning_rate, "batch_size": batch_size,
+                                                 "seed": seed, "ema_decay": ema_decay, "train": train,
+                                                 "pairs": degraded.shape[0]})}))
+        loss_name = "code losses" if restorer.architecture == CODEFORMER else "L1 pixel loss"
+        plot = line_plot({loss_name: result.losses}, f"Fine-tuning {restorer.architecture} on {degraded.shape[0]} "
+                         "faces", "step", "training loss", log_y=True)
+        return io.NodeOutput(result.restorer, plot[None], json.dumps(result.losses), saved_as)

@@ -1,0 +1,122 @@
+"""SSDiff Fine-tune Restorer in the real host on the tiny CodeFormer: the loss falls, the saved
+file reloads through the loader and predicts held-out targets better than the original, the
+loaded restorer stays as it was, a second run never overwrites, the same seed trains the same
+weights, and Cancel keeps nothing."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from node_runner import execute
+from models.face_restorers.codeformer import code_logits, encode, nearest_codes
+from priors.coarse import restorer_input
+
+SETTINGS = {"learning_rate": 1e-3, "batch_size": 2, "seed": 3, "ema_decay": 0.0, "train": "transformer_only"}
+
+
+@pytest.fixture
+def restorer_folder(comfy, models_root, tmp_path, monkeypatch):
+    """models/facerestore_models as a fresh folder first (where files are saved), then the test
+    models' own."""
+    import folder_paths
+
+    extensions = folder_paths.folder_names_and_paths["facerestore_models"][1]
+    monkeypatch.setitem(folder_paths.folder_names_and_paths, "facerestore_models",
+                        ([str(tmp_path), str(models_root / "facerestore_models")], extensions))
+    monkeypatch.setattr(folder_paths, "filename_list_cache", {})
+    return tmp_path
+
+
+def face_pairs(count: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Smooth synthetic faces (targets) and blurred, noisy copies of them (degraded), 64 px."""
+    generator = torch.Generator().manual_seed(seed)
+    targets = F.interpolate(torch.rand(count, 3, 8, 8, generator=generator), size=64, mode="bicubic").clamp(0, 1)
+    degraded = (F.avg_pool2d(targets, 5, 1, 2) + 0.05 * torch.randn(count, 3, 64, 64, generator=generator))
+    return degraded.clamp(0, 1).movedim(1, -1), targets.movedim(1, -1)
+
+
+def code_accuracy(network: torch.nn.Module, original: torch.nn.Module, degraded: torch.Tensor,
+                  targets: torch.Tensor) -> float:
+    """How often the restorer's code prediction on a degraded face is the target's own code."""
+    with torch.no_grad():
+        wanted = nearest_codes(original, encode(original, restorer_input(targets.movedim(-1, 1)))[0])
+        logits = code_logits(network, encode(network, restorer_input(degraded.movedim(-1, 1)))[0])
+    return float((logits.argmax(-1) == wanted).float().mean())
+
+
+def weights(network: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {key: value.clone() for key, value in network.state_dict().items()}
+
+
+def test_fine_tuning_lowers_the_loss_saves_a_file_that_reloads_and_predicts_held_out_targets_better(
+        comfy, restorer_folder):
+    restorer, = execute(comfy, "SSDiffFaceRestorerLoader", model_name="codeformer.pth")
+    original = weights(restorer.network)
+    degraded, targets = face_pairs(5)
+    tuned, plot, losses, saved_as = execute(comfy, "SSDiffFineTuneRestorer", restorer=restorer,
+                                            degraded=degraded[:3], targets=targets[:3], steps=10,
+                                            save_name="archive_restorer", **SETTINGS)
+    losses = json.loads(losses)
+    assert len(losses) == 10 and sum(losses[-3:]) < sum(losses[:3])
+    assert plot.shape[0] == 1 and plot.shape[-1] == 3 and plot.std() > 0
+    assert all(torch.equal(value, original[key]) for key, value in restorer.network.state_dict().items())
+
+    assert saved_as == "archive_restorer_00001.safetensors"
+    assert sorted(path.name for path in restorer_folder.iterdir()) == [saved_as]
+    reloaded, = execute(comfy, "SSDiffFaceRestorerLoader", model_name=saved_as)
+    assert reloaded.architecture == "CodeFormer"
+    assert all(torch.equal(value, tuned.network.state_dict()[key]) for key, value in
+               reloaded.network.state_dict().items())
+    before = code_accuracy(restorer.network, restorer.network, degraded[3:], targets[3:])
+    after = code_accuracy(reloaded.network, restorer.network, degraded[3:], targets[3:])
+    assert after > before + 0.05, (before, after)
+
+
+def test_the_same_seed_trains_the_same_weights_and_a_second_save_never_overwrites(comfy, restorer_folder):
+    restorer, = execute(comfy, "SSDiffFaceRestorerLoader", model_name="codeformer.pth")
+    degraded, targets = face_pairs(1, seed=1)
+    runs = [execute(comfy, "SSDiffFineTuneRestorer", restorer=restorer, degraded=degraded, targets=targets, steps=2,
+                    save_name="same_seed", **SETTINGS) for _ in range(2)]
+    assert runs[0][2] == runs[1][2]
+    assert [run[3] for run in runs] == ["same_seed_00001.safetensors", "same_seed_00002.safetensors"]
+    first, second = (run[0].network.state_dict() for run in runs)
+    assert all(torch.equal(first[key], second[key]) for key in first)
+
+
+def test_the_released_fine_tune_trains_encoder_and_transformer_and_freezes_codebook_generator_and_fusion(
+        comfy, restorer_folder):
+    restorer, = execute(comfy, "SSDiffFaceRestorerLoader", model_name="codeformer.pth")
+    degraded, targets = face_pairs(1, seed=4)
+    released = {**SETTINGS, "train": "encoder_and_transformer"}
+    tuned, _, losses, _ = execute(comfy, "SSDiffFineTuneRestorer", restorer=restorer, degraded=degraded,
+                                  targets=targets, steps=1, save_name="", **released)
+    original, trained = restorer.network.state_dict(), tuned.network.state_dict()
+    changed = {key.split(".", 1)[0] for key in original if not torch.equal(original[key], trained[key])}
+    assert changed == {"encoder", "position_emb", "feat_emb", "ft_layers", "idx_pred_layer"}
+    assert len(json.loads(losses)) == 1 and list(restorer_folder.iterdir()) == []
+
+
+def test_cancel_keeps_nothing(comfy, restorer_folder):
+    import comfy.model_management as model_management
+
+    restorer, = execute(comfy, "SSDiffFaceRestorerLoader", model_name="codeformer.pth")
+    degraded, targets = face_pairs(1, seed=2)
+    model_management.interrupt_current_processing(True)
+    try:
+        with pytest.raises(model_management.InterruptProcessingException):
+            execute(comfy, "SSDiffFineTuneRestorer", restorer=restorer, degraded=degraded, targets=targets, steps=50,
+                    save_name="cancelled", **SETTINGS)
+    finally:
+        model_management.interrupt_current_processing(False)
+    assert list(restorer_folder.iterdir()) == []
+
+
+def test_targets_that_do_not_pair_with_the_faces_are_refused(comfy, restorer_folder):
+    restorer, = execute(comfy, "SSDiffFaceRestorerLoader", model_name="codeformer.pth")
+    degraded, targets = face_pairs(2)
+    with pytest.raises(ValueError, match="give one target per degraded face"):
+        execute(comfy, "SSDiffFineTuneRestorer", restorer=restorer, degraded=degraded, targets=targets[:1], steps=1,
+                save_name="", **SETTINGS)
