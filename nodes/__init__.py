@@ -6,6 +6,7 @@ from comfy_api.latest import ComfyExtension, io
 from .colour import SSDiffColourTransfer, SSDiffColourTransferLoader
 from .face_diffusion import SSDiffFaceDiffusionLoader, SSDiffUnconditional
 from .fine_tune import SSDiffFineTuneRestorer
+from .iterate import SSDiffIterate
 from .faces import SSDiffFaceCrop, SSDiffFaceDetectorLoader, SSDiffFacePaste
 from .parsing import SSDiffFaceParse, SSDiffFaceParserLoader, SSDiffLabelMapToParsing
 from .pseudo_reference import SSDiffPseudoReference, SSDiffPseudoReferenceSampler
@@ -36,6 +37,7 @@ NODES: list[type[io.ComfyNode]] = [
     SSDiffPseudoTargets,
     SSDiffPseudoTargetSampler,
     SSDiffFineTuneRestorer,
+    SSDiffIterate,
 ]
 
 
