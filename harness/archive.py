@@ -25,11 +25,8 @@ MANIFEST_NAME = "ssdiff_archive_manifest.json"
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def workflow_sha256(prompt: dict) -> str:

@@ -263,11 +263,8 @@ def _extract(archive: Path, member: str, part: Path, url: str) -> None:
 
 
 def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _install(part: Path, target: Path, entry: CatalogueFile) -> DownloadResult:
