@@ -100,6 +100,26 @@ LAYOUTS = {
             "stages, as in the paper. For an SD-type MODEL, connect its VAE to the samplers' `vae` input.",
             "an aligned face in `ComfyUI/input/`; the pack's sample is `assets/sample/ssdiff_sample_face.png`."),
     },
+    "archive_restoration": {
+        "columns": [["note"], [1, 2, 4, 6], [3, 5, 7], [8, 12], [9, 10, 11]],
+        "note": (
+            "SSDiff: an archive with a fine-tuned fast restorer",
+            "Kuai et al. (WACV 2025): pseudo-targets from the face DDPM (each coarse restoration diffused to "
+            "0.6 of the schedule and sampled back, its low frequencies held to the restoration's) fine-tune "
+            "CodeFormer on the archive's own faces; the fine-tuned restorer then restores every face at its "
+            "own speed and is saved into models/facerestore_models for the next photos (SSDiff Face Restorer "
+            "Loader lists it). Run it on a few photos, then restore the rest with the saved restorer.",
+            "an old photo in `ComfyUI/input/`; the pack's sample is `assets/sample/ssdiff_sample_photo.png`."),
+    },
+    "iterative_restoration": {
+        "columns": [["note"], [2, 3, 5, 7, 10], [4, 6, 8, 1], [9, 13], [11, 12, 14, 15]],
+        "note": (
+            "SSDiff: iterative restoration",
+            "IDM's extrinsic loop (ICCV 2023) around SSDiff's selective stage: each round's restoration is the "
+            "next round's coarse restoration, until 3 rounds or a round that changes the face by less than "
+            "0.002. The plot shows the change per round and how far the face regions (parser) drift.",
+            "an aligned face in `ComfyUI/input/`; the pack's sample is `assets/sample/ssdiff_sample_face.png`."),
+    },
 }
 
 BUILD_JS = r"""

@@ -12,6 +12,7 @@ from harness.catalogue_text import README_TABLE_END, README_TABLE_START, model_l
 from models import cap_vstnet, face_parsing, face_restorers, guided_diffusion, mtcnn, retinaface, scratch_detection
 from models.files import CATALOGUE, MODEL_FOLDERS, Kind, catalogue_file
 from node_runner import execute
+from test_workflows_ui import UI_WORKFLOWS
 
 KINDS = {kind.FILE.kind: kind.FILE for kind in
          (guided_diffusion, scratch_detection, cap_vstnet, face_parsing, retinaface, face_restorers)}
@@ -92,7 +93,7 @@ def test_a_renamed_file_loads(comfy, model_folders):
     assert parser.backend == "bisenet_facexlib"
 
 
-@pytest.mark.parametrize("name", ["aligned_face_restoration", "whole_photo_restoration", "sampler_custom_advanced"])
+@pytest.mark.parametrize("name", UI_WORKFLOWS)
 def test_each_loader_of_a_shipped_workflow_links_its_catalogue_file(name):
     workflow = json.loads((REPO / "workflows" / f"{name}.json").read_text())
     assert workflow == json.loads((REPO / "example_workflows" / f"{name}.json").read_text())
@@ -105,4 +106,4 @@ def test_each_loader_of_a_shipped_workflow_links_its_catalogue_file(name):
         for entry in entries:
             assert note_line(entry) in note
             linked += 1
-    assert linked >= 5
+    assert linked == sum(node["type"].endswith("Loader") for node in workflow["nodes"]) >= 3

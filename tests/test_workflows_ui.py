@@ -22,7 +22,8 @@ from test_server import TEST_FILES
 WORKFLOWS = REPO / "workflows"
 EXAMPLES = REPO / "example_workflows"
 SAMPLE = REPO / "assets" / "sample"
-UI_WORKFLOWS = ("aligned_face_restoration", "whole_photo_restoration", "sampler_custom_advanced")
+UI_WORKFLOWS = ("aligned_face_restoration", "whole_photo_restoration", "sampler_custom_advanced",
+                "archive_restoration", "iterative_restoration")
 UI_ONLY_TYPES = {"Note", "MarkdownNote", "PrimitiveNode", "Reroute"}
 """Frontend-only nodes: not in /object_info, never in the API prompt."""
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
