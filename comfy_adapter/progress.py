@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-import comfy.model_management
 import comfy.utils
+
+from .sampling import check_interrupt
 
 
 def step_reporter(total: int) -> Callable[[int, float], None]:
@@ -15,6 +16,6 @@ def step_reporter(total: int) -> Callable[[int, float], None]:
 
     def report(step: int, value: float) -> None:
         bar.update_absolute(step + 1, total)
-        comfy.model_management.throw_exception_if_processing_interrupted()
+        check_interrupt()
 
     return report
