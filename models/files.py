@@ -24,6 +24,7 @@ class Kind(str, Enum):
     FACE_PARSER = "face parser"
     FACE_DETECTOR = "face detector (RetinaFace)"
     FACE_RESTORER = "coarse restoration (CodeFormer, GFPGAN)"
+    FACE_RECOGNITION = "identity drift (ArcFace)"
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,10 @@ CATALOGUE: tuple[CatalogueFile, ...] = (
         "https://github.com/TencentARC/GFPGAN/releases/download/v1.3.4/GFPGANv1.4.pth",
         "https://github.com/TencentARC/GFPGAN/releases/tag/v1.3.4", 348632874,
         "e2cd4703ab14f4d01fd1383a8a8b266f9a5833dacee8e6a79d3bf21a1b6be5ad", optional=True),
+    CatalogueFile(
+        "recognition_arcface_ir_se50.pth", Kind.FACE_RECOGNITION, FACE_DETECTION_FOLDER,
+        f"{_FACEXLIB}/download/v0.1.0/recognition_arcface_ir_se50.pth", f"{_FACEXLIB}/tag/v0.1.0", None, None,
+        optional=True),
 )
 
 

@@ -6,7 +6,7 @@ from comfy_api.latest import ComfyExtension, io
 from .colour import SSDiffColourTransfer, SSDiffColourTransferLoader
 from .face_diffusion import SSDiffFaceDiffusionLoader, SSDiffUnconditional
 from .fine_tune import SSDiffFineTuneRestorer
-from .iterate import SSDiffIterate
+from .iterate import SSDiffFaceRecognitionLoader, SSDiffIterate
 from .faces import SSDiffFaceCrop, SSDiffFaceDetectorLoader, SSDiffFacePaste
 from .parsing import SSDiffFaceParse, SSDiffFaceParserLoader, SSDiffLabelMapToParsing
 from .pseudo_reference import SSDiffPseudoReference, SSDiffPseudoReferenceSampler
@@ -38,6 +38,7 @@ NODES: list[type[io.ComfyNode]] = [
     SSDiffPseudoTargetSampler,
     SSDiffFineTuneRestorer,
     SSDiffIterate,
+    SSDiffFaceRecognitionLoader,
 ]
 
 

@@ -8,17 +8,15 @@ import os
 import torch
 from comfy_api.latest import io
 
-from ..comfy_adapter import checkpoints, progress
+from ..comfy_adapter import checkpoints, image_folders, progress
 from ..models.face_restorers import CODEFORMER, FaceRestorer
-from ..models.face_restorers.fine_tune import FineTuneSettings, fine_tune
+from ..models.face_restorers.fine_tune import TRAINED_PARTS, FineTuneSettings, fine_tune
 from ..models.files import FACE_RESTORE_FOLDER
 from ..priors.coarse import restorer_input
 from ..priors.plots import line_plot
 from . import boundary
 from .input_checks import checked_inputs
 from .types import FaceRestorerType
-
-TRAINED_PARTS = ("encoder_and_transformer", "transformer_only")
 
 
 class SSDiffFineTuneRestorer(io.ComfyNode):
@@ -35,8 +33,8 @@ class SSDiffFineTuneRestorer(io.ComfyNode):
                          "<save_name>_<n>.safetensors (never over a file) for SSDiff Face Restorer Loader."),
             inputs=[
                 FaceRestorerType.Input("restorer"),
-                io.Image.Input("degraded", tooltip="aligned faces, as SSDiff Face Crop gives them"),
-                io.Image.Input("targets", tooltip="one target per degraded face, in the same order"),
+                io.Image.Input("degraded", optional=True, tooltip="aligned faces, as SSDiff Face Crop gives them"),
+                io.Image.Input("targets", optional=True, tooltip="one target per degraded face, in the same order"),
                 io.Int.Input("steps", default=1000, min=1, max=1_000_000,
                              tooltip="training steps (the paper: 40000 at batch 8)"),
                 io.Float.Input("learning_rate", default=1e-4, min=1e-7, max=1e-1, step=1e-5,
@@ -52,6 +50,9 @@ class SSDiffFineTuneRestorer(io.ComfyNode):
                                        "or the transformer alone (several times faster)"),
                 io.String.Input("save_name", default="ssdiff_finetuned_restorer",
                                 tooltip="file name before _<n>.safetensors; empty: not saved"),
+                io.String.Input("pairs_folder", default="", optional=True,
+                                tooltip="more pairs: a folder (absolute, or inside ComfyUI's input folder) with "
+                                        "degraded/ and targets/ holding aligned faces under the same file names"),
             ],
             outputs=[FaceRestorerType.Output(display_name="restorer"), io.Image.Output(display_name="loss_plot"),
                      io.String.Output(display_name="losses"), io.String.Output(display_name="saved_as")],
@@ -59,16 +60,13 @@ class SSDiffFineTuneRestorer(io.ComfyNode):
 
     @classmethod
     @checked_inputs
-    def execute(cls, restorer: FaceRestorer, degraded: torch.Tensor, targets: torch.Tensor, steps: int,
-                learning_rate: float, batch_size: int, seed: int, ema_decay: float, train: str,
-                save_name: str) -> io.NodeOutput:
-        if targets.shape[0] != degraded.shape[0]:
-            raise ValueError(f"targets has a batch of {targets.shape[0]}, degraded a batch of {degraded.shape[0]}: "
-                             "give one target per degraded face, in the same order")
+    def execute(cls, restorer: FaceRestorer, steps: int, learning_rate: float, batch_size: int, seed: int,
+                ema_decay: float, train: str, save_name: str, degraded: torch.Tensor | None = None,
+                targets: torch.Tensor | None = None, pairs_folder: str = "") -> io.NodeOutput:
+        degraded_faces, target_faces = training_pairs(degraded, targets, pairs_folder)
         settings = FineTuneSettings(steps, learning_rate, batch_size, seed, ema_decay,
                                     transformer_only=train == "transformer_only")
-        result = fine_tune(restorer, restorer_input(boundary.image_to_rgb(degraded)),
-                           restorer_input(boundary.image_to_rgb(targets)), settings, progress.step_reporter(steps))
+        result = fine_tune(restorer, degraded_faces, target_faces, settings, progress.step_reporter(steps))
         saved_as = ""
         if save_name.strip():
             saved_as = os.path.basename(checkpoints.save_new_checkpoint(
@@ -76,8 +74,31 @@ class SSDiffFineTuneRestorer(io.ComfyNode):
                 {"ssdiff_fine_tune": json.dumps({"architecture": result.restorer.architecture, "steps": steps,
                                                  "learning_rate": learning_rate, "batch_size": batch_size,
                                                  "seed": seed, "ema_decay": ema_decay, "train": train,
-                                                 "pairs": degraded.shape[0]})}))
+                                                 "pairs": len(degraded_faces)})}))
         loss_name = "code losses" if restorer.architecture == CODEFORMER else "L1 pixel loss"
-        plot = line_plot({loss_name: result.losses}, f"Fine-tuning {restorer.architecture} on {degraded.shape[0]} "
+        plot = line_plot({loss_name: result.losses}, f"Fine-tuning {restorer.architecture} on {len(degraded_faces)} "
                          "faces", "step", "training loss", log_y=True)
         return io.NodeOutput(result.restorer, plot[None], json.dumps(result.losses), saved_as)
+
+
+def training_pairs(degraded: torch.Tensor | None, targets: torch.Tensor | None,
+                   pairs_folder: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The wired batches and the folder's pairs, as the restorer takes faces (512 px, [-1, 1])."""
+    if (degraded is None) != (targets is None):
+        raise ValueError("connect both degraded and targets (one target per degraded face), or neither and give "
+                         "pairs_folder")
+    degraded_faces, target_faces = [], []
+    if degraded is not None:
+        if targets.shape[0] != degraded.shape[0]:
+            raise ValueError(f"targets has a batch of {targets.shape[0]}, degraded a batch of {degraded.shape[0]}: "
+                             "give one target per degraded face, in the same order")
+        degraded_faces.append(restorer_input(boundary.image_to_rgb(degraded)))
+        target_faces.append(restorer_input(boundary.image_to_rgb(targets)))
+    if pairs_folder.strip():
+        folder = image_folders.input_folder(pairs_folder, "pairs_folder")
+        for degraded_path, target_path in image_folders.paired_images(folder, "degraded", "targets", "pairs_folder"):
+            degraded_faces.append(restorer_input(image_folders.read_rgb(degraded_path)))
+            target_faces.append(restorer_input(image_folders.read_rgb(target_path)))
+    if not degraded_faces:
+        raise ValueError("no training pairs: connect degraded and targets, or give pairs_folder")
+    return torch.cat(degraded_faces), torch.cat(target_faces)

@@ -8,12 +8,36 @@ import torch
 from comfy_api.latest import io
 
 from ..comfy_adapter import sampling
+from ..models import face_recognition
+from ..priors.identity import identity_embeddings
 from ..priors.parsing import FaceParser, parse_faces
 from ..priors.plots import line_plot
 from ..ssdiff_core.iteration import iterate
 from . import boundary, stage_guidance, stage_inputs
 from .input_checks import checked_inputs
-from .types import FaceParserType
+from .loaders import CheckpointLoader
+from .types import FaceParserType, FaceRecognitionType
+
+
+class SSDiffFaceRecognitionLoader(CheckpointLoader):
+    FILE = face_recognition.FILE
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="SSDiffFaceRecognitionLoader",
+            display_name="SSDiff Face Recognition Loader",
+            category="SSDiff/archive",
+            description=("An ArcFace network (facexlib's recognition_arcface_ir_se50.pth), for SSDiff Iterate "
+                         "to measure how far each round moves the face's identity."),
+            inputs=[cls.checkpoint_input()],
+            outputs=[FaceRecognitionType.Output(display_name="face_recognition")],
+        )
+
+    @classmethod
+    @checked_inputs
+    def execute(cls, model_name: str) -> io.NodeOutput:
+        return io.NodeOutput(cls.load(model_name, face_recognition.build).to(sampling.compute_device()))
 
 
 class SSDiffIterate(io.ComfyNode):
@@ -26,14 +50,18 @@ class SSDiffIterate(io.ComfyNode):
             description=("Runs SSDiff Sampler up to `rounds` times, each round's restoration the next round's "
                          "coarse restoration (IDM's extrinsic loop, ICCV 2023); stops early when a round changes "
                          "the faces by less than `min_change`. Returns the last round, every round, and a plot "
-                         "of the change per round and (with a parser) of how far the face regions drift."),
+                         "of the change per round and of how far the face regions (with a parser) and the "
+                         "identity (with a face recognition network) drift."),
             inputs=[io.Model.Input("model"), *stage_inputs.selective_inputs(), *stage_inputs.sampling_inputs(),
                     io.Int.Input("rounds", default=3, min=1, max=50),
                     io.Float.Input("min_change", default=0.0, min=0.0, max=1.0, step=0.001,
                                    tooltip="stop once a round changes the faces by less than this mean absolute "
                                            "difference (0..1 pixel units); 0: always run every round"),
                     FaceParserType.Input("parser", optional=True,
-                                         tooltip="to measure the drift of the face regions between rounds")],
+                                         tooltip="to measure the drift of the face regions between rounds"),
+                    FaceRecognitionType.Input("face_recognition", optional=True,
+                                              tooltip="to measure the identity drift between rounds: the angle "
+                                                      "between ArcFace embeddings, in degrees")],
             outputs=[io.Image.Output(display_name="restored"), io.Image.Output(display_name="every_round"),
                      io.Image.Output(display_name="change_plot"), io.String.Output(display_name="changes")],
         )
@@ -46,7 +74,7 @@ class SSDiffIterate(io.ComfyNode):
     @checked_inputs
     def execute(cls, model, image: torch.Tensor, coarse_restoration: torch.Tensor, seed: int, steps: int,
                 base_sampler: str, latent_guidance: str, cfg: float, rounds: int, min_change: float,
-                parser: FaceParser | None = None, vae=None, positive=None, negative=None,
+                parser: FaceParser | None = None, face_recognition: torch.nn.Module | None = None, vae=None, positive=None, negative=None,
                 **stage_options) -> io.NodeOutput:
         conditioning = sampling.Conditioning(positive, negative, cfg)
 
@@ -60,11 +88,20 @@ class SSDiffIterate(io.ComfyNode):
 
         coarse = boundary.channels_last(boundary.match_size(boundary.image_to_rgb(coarse_restoration),
                                                             tuple(image.shape[1:3]), "coarse_restoration"))
-        result = iterate(restore, coarse, rounds, min_change, regions if parser is not None else None)
+        def embeddings(images: torch.Tensor) -> torch.Tensor:
+            return identity_embeddings(face_recognition, boundary.image_to_rgb(images))
+
+        result = iterate(restore, coarse, rounds, min_change, regions if parser is not None else None,
+                         embeddings if face_recognition is not None else None)
         series = {"mean change": result.changes}
         if result.region_drifts:
             series["region drift"] = result.region_drifts
+        angles = {"identity, round to round": result.identity_angles,
+                  "identity, from the coarse restoration": result.identity_angles_from_start}
         plot = line_plot(series, f"SSDiff Iterate: {len(result.restorations)} round(s)", "round",
-                         "share of the image (0..1)")
-        report = {"changes": result.changes, "region_drifts": result.region_drifts}
+                         "share of the image (0..1)", right=angles if result.identity_angles else None,
+                         right_label="ArcFace angle (degrees)")
+        report = {"changes": result.changes, "region_drifts": result.region_drifts,
+                  "identity_angles": result.identity_angles,
+                  "identity_angles_from_start": result.identity_angles_from_start}
         return io.NodeOutput(result.restorations[-1], torch.cat(result.restorations), plot[None], json.dumps(report))

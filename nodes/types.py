@@ -18,3 +18,5 @@ FaceRestorerType = io.Custom("SSDIFF_FACE_RESTORER")
 ColourTransferType = io.Custom("SSDIFF_COLOUR_TRANSFER")
 """A function (content, style, region) -> recoloured content; unconnected = the built-in
 masked mean/std transfer."""
+FaceRecognitionType = io.Custom("SSDIFF_FACE_RECOGNITION")
+"""models.face_recognition's ArcFace backbone, loaded: 112 px faces -> unit embeddings."""

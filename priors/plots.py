@@ -10,8 +10,10 @@ from PIL import Image
 
 
 def line_plot(series: dict[str, list[float]], title: str, x_label: str, y_label: str,
-              log_y: bool = False) -> torch.Tensor:
-    """One line per named series against its index (from 1) -> an H x W x 3 float image in [0, 1]."""
+              log_y: bool = False, right: dict[str, list[float]] | None = None,
+              right_label: str = "") -> torch.Tensor:
+    """One line per named series against its index (from 1) -> an H x W x 3 float image in [0, 1];
+    `right`: series of another unit, dashed, on a second y axis."""
     import matplotlib
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
@@ -26,8 +28,16 @@ def line_plot(series: dict[str, list[float]], title: str, x_label: str, y_label:
     if log_y and all(value > 0 for values in series.values() for value in values):
         axes.set_yscale("log")
     axes.grid(alpha=0.3)
-    if len(series) > 1:
-        axes.legend()
+    lines = axes.get_lines()
+    if right:
+        right_axes = axes.twinx()
+        for index, (name, values) in enumerate(right.items(), start=len(series)):
+            right_axes.plot(np.arange(1, len(values) + 1), values, label=name, linestyle="--", color=f"C{index}",
+                            marker="s" if len(values) < 20 else None)
+        right_axes.set_ylabel(right_label)
+        lines = lines + right_axes.get_lines()
+    if len(lines) > 1:
+        axes.legend(lines, [line.get_label() for line in lines])
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")

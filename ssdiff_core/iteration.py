@@ -1,8 +1,8 @@
 """IDM's extrinsic loop (Zhao et al., "Towards Authentic Face Restoration with Iterative Diffusion
 Models and Beyond", ICCV 2023), as the pack runs it: each round's restoration becomes the next
 round's coarse restoration, until k rounds are done or a round changes the faces by less than a
-threshold. Each round's change, and how far the face's regions drift between rounds, are kept
-to show whether the loop converges or wanders off the person."""
+threshold. Each round's change, and how far the face's regions and identity drift between
+rounds, are kept to show whether the loop converges or wanders off the person."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -20,6 +20,11 @@ class IterationResult:
     region_drifts: list[float] = field(default_factory=list)
     """Per round, the share of pixels whose face region differs from the previous round's (the
     coarse restoration's for the first); empty without a parser."""
+    identity_angles: list[float] = field(default_factory=list)
+    """Per round, the angle (degrees) between the face embeddings of the round and of the previous
+    round (the coarse restoration's for the first); empty without an embedding."""
+    identity_angles_from_start: list[float] = field(default_factory=list)
+    """Per round, the angle between the round's embedding and the coarse restoration's."""
 
 
 def mean_change(before: torch.Tensor, after: torch.Tensor) -> float:
@@ -31,16 +36,26 @@ def region_drift(before: torch.Tensor, after: torch.Tensor) -> float:
     return float((before != after).float().mean())
 
 
+def embedding_angle(before: torch.Tensor, after: torch.Tensor) -> float:
+    """The mean over images of the angle, in degrees, between two B x D unit-length embeddings
+    (the IDS of face restoration papers)."""
+    cosine = (before.float() * after.float()).sum(dim=1).clamp(-1, 1)
+    return float(torch.rad2deg(torch.arccos(cosine)).mean())
+
+
 def iterate(restore: Callable[[torch.Tensor], torch.Tensor], coarse: torch.Tensor, rounds: int,
-            min_change: float = 0.0, regions: Callable[[torch.Tensor], torch.Tensor] | None = None) -> IterationResult:
+            min_change: float = 0.0, regions: Callable[[torch.Tensor], torch.Tensor] | None = None,
+            embed: Callable[[torch.Tensor], torch.Tensor] | None = None) -> IterationResult:
     """`restore(coarse) -> restoration` run up to `rounds` times, each on the last output; stops
     early once a round changes less than `min_change`. `regions(images)` gives label maps for the
-    drift (e.g. a face parser)."""
+    region drift (e.g. a face parser), `embed(images)` B x D unit-length embeddings for the
+    identity drift (e.g. ArcFace)."""
     if rounds < 1:
         raise ValueError(f"rounds must be at least 1, got {rounds}")
     result = IterationResult()
     current = coarse
     labels = regions(current) if regions is not None else None
+    start_embedding = embedding = embed(current) if embed is not None else None
     for _ in range(rounds):
         restored = restore(current)
         result.restorations.append(restored)
@@ -49,6 +64,11 @@ def iterate(restore: Callable[[torch.Tensor], torch.Tensor], coarse: torch.Tenso
             new_labels = regions(restored)
             result.region_drifts.append(region_drift(labels, new_labels))
             labels = new_labels
+        if embed is not None:
+            new_embedding = embed(restored)
+            result.identity_angles.append(embedding_angle(embedding, new_embedding))
+            result.identity_angles_from_start.append(embedding_angle(start_embedding, new_embedding))
+            embedding = new_embedding
         current = restored
         if result.changes[-1] < min_change:
             break

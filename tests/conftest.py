@@ -31,7 +31,7 @@ HOST = default_host()
 sys.path.insert(0, str(HOST))
 
 from harness.in_process_host import loaded_pack, start_comfyui  # noqa: E402
-from harness.tiny_models import (save_cap_vstnet, save_codeformer, save_face_ddpm, save_face_parser,  # noqa: E402
+from harness.tiny_models import (save_arcface, save_cap_vstnet, save_codeformer, save_face_ddpm, save_face_parser,  # noqa: E402
                                  save_retinaface_mobile, save_scratch_detector, tiny_face_unet)
 from models.files import MODEL_FOLDERS  # noqa: E402
 
@@ -79,6 +79,7 @@ def models_root(tmp_path_factory) -> Path:
     save_retinaface_mobile(detection / "detection_mobilenet0.25_Final.pth")
     save_face_parser(detection / "parsing_parsenet.pth", "parsenet")
     save_face_parser(detection / "parsing_bisenet.pth", "bisenet")
+    save_arcface(detection / "recognition_arcface_ir_se50.pth")
     save_codeformer(root / "facerestore_models" / "codeformer.pth")
     return root
 

@@ -9,13 +9,15 @@ import pytest
 
 from conftest import REPO
 from harness.catalogue_text import README_TABLE_END, README_TABLE_START, model_links, note_line, readme_table
-from models import cap_vstnet, face_parsing, face_restorers, guided_diffusion, mtcnn, retinaface, scratch_detection
+from models import (cap_vstnet, face_parsing, face_recognition, face_restorers, guided_diffusion, mtcnn, retinaface,
+                    scratch_detection)
 from models.files import CATALOGUE, MODEL_FOLDERS, Kind, catalogue_file
 from node_runner import execute
 from test_workflows_ui import UI_WORKFLOWS
 
 KINDS = {kind.FILE.kind: kind.FILE for kind in
-         (guided_diffusion, scratch_detection, cap_vstnet, face_parsing, retinaface, face_restorers)}
+         (guided_diffusion, scratch_detection, cap_vstnet, face_parsing, retinaface, face_restorers,
+          face_recognition)}
 
 
 def test_every_file_is_catalogued_once_with_an_https_source_and_a_well_formed_digest():
@@ -57,7 +59,8 @@ def model_folders(comfy, models_root, tmp_path, monkeypatch):
         "facedetection": {"detection_mobilenet0.25_Final.pth": "facedetection/detection_mobilenet0.25_Final.pth",
                           "parsing_parsenet.pth": "facedetection/parsing_parsenet.pth",
                           "my_bisenet.pth": "facedetection/parsing_bisenet.pth",
-                          "my_retinaface.pth": "facedetection/detection_mobilenet0.25_Final.pth"},
+                          "my_retinaface.pth": "facedetection/detection_mobilenet0.25_Final.pth",
+                          "my_arcface.pth": "facedetection/recognition_arcface_ir_se50.pth"},
         "facerestore_models": {"codeformer.pth": "facerestore_models/codeformer.pth",
                                "CodeFormer_v2.pth": "facerestore_models/codeformer.pth"},
     }
@@ -84,6 +87,7 @@ def test_each_loader_offers_its_own_files_known_names_first_and_renamed_files_wh
     assert offered(comfy, "SSDiffFaceDetectorLoader") == ["detection_mobilenet0.25_Final.pth", "my_retinaface.pth",
                                                           mtcnn.CHOICE]
     assert offered(comfy, "SSDiffFaceRestorerLoader") == ["codeformer.pth", "CodeFormer_v2.pth"]
+    assert offered(comfy, "SSDiffFaceRecognitionLoader") == ["my_arcface.pth"]
 
 
 def test_a_renamed_file_loads(comfy, model_folders):

@@ -120,3 +120,49 @@ def test_targets_that_do_not_pair_with_the_faces_are_refused(comfy, restorer_fol
     with pytest.raises(ValueError, match="give one target per degraded face"):
         execute(comfy, "SSDiffFineTuneRestorer", restorer=restorer, degraded=degraded, targets=targets[:1], steps=1,
                 save_name="", **SETTINGS)
+
+
+def write_pairs(folder, degraded: torch.Tensor, targets: torch.Tensor) -> None:
+    from PIL import Image
+
+    for sub, images in (("degraded", degraded), ("targets", targets)):
+        (folder / sub).mkdir(parents=True)
+        for index, image in enumerate(images):
+            Image.fromarray((image.numpy() * 255).round().astype("uint8")).save(folder / sub / f"face_{index}.png")
+
+
+def test_pairs_from_a_folder_train_as_the_same_pairs_wired(comfy, restorer_folder, tmp_path, monkeypatch):
+    import folder_paths
+
+    restorer, = execute(comfy, "SSDiffFaceRestorerLoader", model_name="codeformer.pth")
+    degraded, targets = (torch.round(images * 255) / 255 for images in face_pairs(1, seed=5))
+    monkeypatch.setattr(folder_paths, "get_input_directory", lambda: str(tmp_path / "input"))
+    write_pairs(tmp_path / "input" / "archive_pairs", degraded, targets)
+    from_folder = execute(comfy, "SSDiffFineTuneRestorer", restorer=restorer, steps=1, save_name="",
+                          pairs_folder="archive_pairs", **SETTINGS)
+    wired = execute(comfy, "SSDiffFineTuneRestorer", restorer=restorer, degraded=degraded, targets=targets, steps=1,
+                    save_name="", **SETTINGS)
+    assert from_folder[2] == wired[2]
+    both = execute(comfy, "SSDiffFineTuneRestorer", restorer=restorer, degraded=degraded, targets=targets, steps=1,
+                   save_name="both", pairs_folder=str(tmp_path / "input" / "archive_pairs"), **SETTINGS)
+    from safetensors import safe_open
+
+    with safe_open(str(restorer_folder / both[3]), "pt") as saved:
+        assert json.loads(saved.metadata()["ssdiff_fine_tune"])["pairs"] == 2
+
+
+def test_a_folder_of_unpaired_or_missing_images_is_refused_naming_the_input(comfy, restorer_folder, tmp_path):
+    restorer, = execute(comfy, "SSDiffFaceRestorerLoader", model_name="codeformer.pth")
+    degraded, targets = face_pairs(2)
+    write_pairs(tmp_path / "pairs", degraded, targets[:1])
+    for folder, message in ((tmp_path / "pairs", "pairs_folder: 1 image.*face_1.png"),
+                            (tmp_path / "nowhere", "pairs_folder: no folder"),
+                            (tmp_path, "pairs_folder: .* has no degraded/ folder")):
+        with pytest.raises(ValueError, match=message):
+            execute(comfy, "SSDiffFineTuneRestorer", restorer=restorer, steps=1, save_name="",
+                    pairs_folder=str(folder), **SETTINGS)
+    with pytest.raises(ValueError, match="no training pairs"):
+        execute(comfy, "SSDiffFineTuneRestorer", restorer=restorer, steps=1, save_name="", **SETTINGS)
+    with pytest.raises(ValueError, match="connect both degraded and targets"):
+        execute(comfy, "SSDiffFineTuneRestorer", restorer=restorer, degraded=degraded, steps=1, save_name="",
+                **SETTINGS)

@@ -31,6 +31,8 @@ LEARNING_RATE_DROPS = (0.875, 0.95)
 """The released schedule halves the rate at 35k and 38k of 40k iterations."""
 CODEFORMER_FROZEN = ("quantize", "generator", "fuse_convs_dict")
 GFPGAN_FROZEN = ("stylegan_decoder",)
+TRAINED_PARTS = ("encoder_and_transformer", "transformer_only")
+"""What of CodeFormer trains: as the released fine-tune, or `transformer_only`."""
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from stage_settings import ONE_STOP_SETTINGS, PSEUDO_REFERENCE_SETTINGS, SELECTI
 UNDER_TEST = "n"
 PARSER = "parsing_parsenet.pth"
 RESTORER = "codeformer.pth"
+RECOGNITION = "recognition_arcface_ir_se50.pth"
 
 
 def sources(photo_name: str) -> dict:
@@ -25,6 +26,7 @@ def sources(photo_name: str) -> dict:
         "face_detector": {"class_type": "SSDiffFaceDetectorLoader", "inputs": {"model_name": DETECTOR}},
         "parser": {"class_type": "SSDiffFaceParserLoader", "inputs": {"model_name": PARSER}},
         "restorer": {"class_type": "SSDiffFaceRestorerLoader", "inputs": {"model_name": RESTORER}},
+        "face_recognition": {"class_type": "SSDiffFaceRecognitionLoader", "inputs": {"model_name": RECOGNITION}},
         "parse": {"class_type": "SSDiffLabelMapToParsing", "inputs": {"label_map": ["black", 0]}},
         "crop": {"class_type": "SSDiffFaceCrop",
                  "inputs": {"detector": ["face_detector", 0], "image": ["photo", 0], "crop_size": 64,
@@ -58,7 +60,8 @@ NODE_INPUTS: dict[str, dict] = {
     "SSDiffFineTuneRestorer": {"restorer": ["restorer", 0], "degraded": ["photo", 0], "targets": ["photo", 0],
                                "steps": 1, "learning_rate": 1e-4, "batch_size": 1, "seed": 0, "ema_decay": 0.0,
                                "train": "transformer_only", "save_name": ""},
-    "SSDiffIterate": {**_STAGE_2, **_ONE_STOP, "rounds": 2, "min_change": 0.0, "parser": ["parser", 0]},
+    "SSDiffIterate": {**_STAGE_2, **_ONE_STOP, "rounds": 2, "min_change": 0.0, "parser": ["parser", 0],
+                      "face_recognition": ["face_recognition", 0]},
 }
 """Each node's inputs, all connected: images from a 32 px photo, masks from a 32 px SolidMask."""
 
