@@ -26,6 +26,12 @@ exec 3>&1
 ready="$(bash "$repo/scripts/setup_host.sh" "${host_options[@]}" | tee >(cat >&3) | tail -n 1)"
 exec 3>&-
 venv="$(sed -nE 's/^host ready: venv=(.*) comfyui=.*/\1/p' <<<"$ready")"
+comfyui="$(sed -nE 's/^host ready: venv=.* comfyui=(.*)/\1/p' <<<"$ready")"
 bash "$repo/scripts/setup_browser.sh"
 cd "$repo"
+# Compiled once here, not again by every ComfyUI the tests start (where PYTHONDONTWRITEBYTECODE
+# is set, as on some CI images, nothing would keep the bytecode otherwise).
+"$venv/bin/python" -m compileall -q -x '/custom_nodes/' "$comfyui" > /dev/null || true
+"$venv/bin/python" -m compileall -q "$repo/__init__.py" "$repo"/{comfy_adapter,harness,models,nodes,priors,ssdiff_core} \
+  > /dev/null
 exec "$venv/bin/python" -m pytest tests "$@"
