@@ -116,6 +116,20 @@ def save_codeformer(path: Path, seed: int = 0) -> Path:
     return path
 
 
+def vgg16_features(seed: int = 0) -> dict[str, torch.Tensor]:
+    """torchvision's VGG16 convolutions (fixed widths: 14.7 M parameters), its own random
+    initialisation, keyed as vgg16-397923af.pth keys them (its classifier left out)."""
+    from torchvision.models.vgg import cfgs, make_layers
+
+    torch.manual_seed(seed)
+    return {f"features.{key}": value for key, value in make_layers(cfgs["D"]).state_dict().items()}
+
+
+def save_vgg16_features(path: Path, seed: int = 0) -> Path:
+    torch.save(vgg16_features(seed), path)
+    return path
+
+
 TINY_STAND_INS = {
     "SSDiffFaceDiffusionLoader": ("ckpt_name", "ssdiff", "plumbing_check_ddpm.pth",
                                   lambda path: save_face_ddpm(tiny_face_unet(), path)),

@@ -25,6 +25,7 @@ class Kind(str, Enum):
     FACE_DETECTOR = "face detector (RetinaFace)"
     FACE_RESTORER = "coarse restoration (CodeFormer, GFPGAN)"
     FACE_RECOGNITION = "identity drift (ArcFace)"
+    PERCEPTUAL_LOSS = "perceptual loss (LPIPS, VGG16)"
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,11 @@ CATALOGUE: tuple[CatalogueFile, ...] = (
     CatalogueFile(
         "recognition_arcface_ir_se50.pth", Kind.FACE_RECOGNITION, FACE_DETECTION_FOLDER,
         f"{_FACEXLIB}/download/v0.1.0/recognition_arcface_ir_se50.pth", f"{_FACEXLIB}/tag/v0.1.0", None, None,
+        optional=True),
+    CatalogueFile(
+        "vgg16-397923af.pth", Kind.PERCEPTUAL_LOSS, SSDIFF_FOLDER,
+        "https://download.pytorch.org/models/vgg16-397923af.pth",
+        "https://pytorch.org/vision/stable/models/generated/torchvision.models.vgg16.html", None, None,
         optional=True),
 )
 

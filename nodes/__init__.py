@@ -5,7 +5,7 @@ from comfy_api.latest import ComfyExtension, io
 
 from .colour import SSDiffColourTransfer, SSDiffColourTransferLoader
 from .face_diffusion import SSDiffFaceDiffusionLoader, SSDiffUnconditional
-from .fine_tune import SSDiffFineTuneRestorer
+from .fine_tune import SSDiffFineTuneRestorer, SSDiffPerceptualLossLoader
 from .iterate import SSDiffFaceRecognitionLoader, SSDiffIterate
 from .faces import SSDiffFaceCrop, SSDiffFaceDetectorLoader, SSDiffFacePaste
 from .parsing import SSDiffFaceParse, SSDiffFaceParserLoader, SSDiffLabelMapToParsing
@@ -37,6 +37,7 @@ NODES: list[type[io.ComfyNode]] = [
     SSDiffPseudoTargets,
     SSDiffPseudoTargetSampler,
     SSDiffFineTuneRestorer,
+    SSDiffPerceptualLossLoader,
     SSDiffIterate,
     SSDiffFaceRecognitionLoader,
 ]

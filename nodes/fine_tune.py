@@ -9,6 +9,7 @@ import torch
 from comfy_api.latest import io
 
 from ..comfy_adapter import checkpoints, image_folders, progress
+from ..models import perceptual_loss as lpips_vgg
 from ..models.face_restorers import CODEFORMER, FaceRestorer
 from ..models.face_restorers.fine_tune import TRAINED_PARTS, FineTuneSettings, fine_tune
 from ..models.files import FACE_RESTORE_FOLDER
@@ -16,7 +17,31 @@ from ..priors.coarse import restorer_input
 from ..priors.plots import line_plot
 from . import boundary
 from .input_checks import checked_inputs
-from .types import FaceRestorerType
+from .loaders import CheckpointLoader
+from .types import FaceRestorerType, PerceptualLossType
+
+
+class SSDiffPerceptualLossLoader(CheckpointLoader):
+    FILE = lpips_vgg.FILE
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="SSDiffPerceptualLossLoader",
+            display_name="SSDiff Perceptual Loss Loader (LPIPS)",
+            category="SSDiff/archive",
+            description=("LPIPS on torchvision's VGG16 (vgg16-397923af.pth), for SSDiff Fine-tune Restorer: "
+                         "GFPGAN / RestoreFormer then learn from L1 + weight x LPIPS, as Kuai et al. fine-tune."),
+            inputs=[cls.checkpoint_input(),
+                    io.Float.Input("weight", default=lpips_vgg.DEFAULT_WEIGHT, min=0.0, max=10.0, step=0.01,
+                                   tooltip="LPIPS beside the L1 pixel loss (weight 1); the paper: 0.1")],
+            outputs=[PerceptualLossType.Output(display_name="perceptual_loss")],
+        )
+
+    @classmethod
+    @checked_inputs
+    def execute(cls, model_name: str, weight: float) -> io.NodeOutput:
+        return io.NodeOutput(lpips_vgg.PerceptualLoss(cls.load(model_name, lpips_vgg.build), weight))
 
 
 class SSDiffFineTuneRestorer(io.ComfyNode):
@@ -28,9 +53,10 @@ class SSDiffFineTuneRestorer(io.ComfyNode):
             category="SSDiff/archive",
             description=("Trains a copy of the restorer on degraded faces and their targets (SSDiff "
                          "restorations or SSDiff Pseudo Targets), as Kuai et al. fine-tune CodeFormer; "
-                         "GFPGAN / RestoreFormer with an L1 pixel loss. The restorer given is left as it "
-                         "was. The result is saved into models/facerestore_models as "
-                         "<save_name>_<n>.safetensors (never over a file) for SSDiff Face Restorer Loader."),
+                         "GFPGAN / RestoreFormer with an L1 pixel loss, plus LPIPS where perceptual_loss is "
+                         "connected. The restorer given is left as it was. The result is saved into "
+                         "models/facerestore_models as <save_name>_<n>.safetensors (never over a file) for "
+                         "SSDiff Face Restorer Loader."),
             inputs=[
                 FaceRestorerType.Input("restorer"),
                 io.Image.Input("degraded", optional=True, tooltip="aligned faces, as SSDiff Face Crop gives them"),
@@ -53,6 +79,9 @@ class SSDiffFineTuneRestorer(io.ComfyNode):
                 io.String.Input("pairs_folder", default="", optional=True,
                                 tooltip="more pairs: a folder (absolute, or inside ComfyUI's input folder) with "
                                         "degraded/ and targets/ holding aligned faces under the same file names"),
+                PerceptualLossType.Input("perceptual_loss", optional=True,
+                                         tooltip="GFPGAN / RestoreFormer: LPIPS joins the L1 pixel loss "
+                                                 "(SSDiff Perceptual Loss Loader)"),
             ],
             outputs=[FaceRestorerType.Output(display_name="restorer"), io.Image.Output(display_name="loss_plot"),
                      io.String.Output(display_name="losses"), io.String.Output(display_name="saved_as")],
@@ -62,11 +91,13 @@ class SSDiffFineTuneRestorer(io.ComfyNode):
     @checked_inputs
     def execute(cls, restorer: FaceRestorer, steps: int, learning_rate: float, batch_size: int, seed: int,
                 ema_decay: float, train: str, save_name: str, degraded: torch.Tensor | None = None,
-                targets: torch.Tensor | None = None, pairs_folder: str = "") -> io.NodeOutput:
+                targets: torch.Tensor | None = None, pairs_folder: str = "",
+                perceptual_loss: lpips_vgg.PerceptualLoss | None = None) -> io.NodeOutput:
         degraded_faces, target_faces = training_pairs(degraded, targets, pairs_folder)
         settings = FineTuneSettings(steps, learning_rate, batch_size, seed, ema_decay,
                                     transformer_only=train == "transformer_only")
-        result = fine_tune(restorer, degraded_faces, target_faces, settings, progress.step_reporter(steps))
+        result = fine_tune(restorer, degraded_faces, target_faces, settings, progress.step_reporter(steps),
+                           perceptual_loss)
         saved_as = ""
         if save_name.strip():
             saved_as = os.path.basename(checkpoints.save_new_checkpoint(
@@ -74,11 +105,18 @@ class SSDiffFineTuneRestorer(io.ComfyNode):
                 {"ssdiff_fine_tune": json.dumps({"architecture": result.restorer.architecture, "steps": steps,
                                                  "learning_rate": learning_rate, "batch_size": batch_size,
                                                  "seed": seed, "ema_decay": ema_decay, "train": train,
-                                                 "pairs": len(degraded_faces)})}))
-        loss_name = "code losses" if restorer.architecture == CODEFORMER else "L1 pixel loss"
-        plot = line_plot({loss_name: result.losses}, f"Fine-tuning {restorer.architecture} on {len(degraded_faces)} "
+                                                 "pairs": len(degraded_faces),
+                                                 "perceptual_loss_weight": None if perceptual_loss is None
+                                                 else perceptual_loss.weight})}))
+        plot = line_plot({_loss_name(restorer.architecture, perceptual_loss): result.losses}, f"Fine-tuning {restorer.architecture} on {len(degraded_faces)} "
                          "faces", "step", "training loss", log_y=True)
         return io.NodeOutput(result.restorer, plot[None], json.dumps(result.losses), saved_as)
+
+
+def _loss_name(architecture: str, perceptual_loss: lpips_vgg.PerceptualLoss | None) -> str:
+    if architecture == CODEFORMER:
+        return "code losses"
+    return "L1 pixel loss" if perceptual_loss is None else f"L1 pixel loss + {perceptual_loss.weight:g} x LPIPS"
 
 
 def training_pairs(degraded: torch.Tensor | None, targets: torch.Tensor | None,

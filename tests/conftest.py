@@ -32,7 +32,7 @@ sys.path.insert(0, str(HOST))
 
 from harness.in_process_host import loaded_pack, start_comfyui  # noqa: E402
 from harness.tiny_models import (save_arcface, save_cap_vstnet, save_codeformer, save_face_ddpm, save_face_parser,  # noqa: E402
-                                 save_retinaface_mobile, save_scratch_detector, tiny_face_unet)
+                                 save_retinaface_mobile, save_scratch_detector, save_vgg16_features, tiny_face_unet)
 from models.files import MODEL_FOLDERS  # noqa: E402
 
 
@@ -75,6 +75,7 @@ def models_root(tmp_path_factory) -> Path:
     save_scratch_detector(ssdiff / "FT_Epoch_latest.pt")
     save_cap_vstnet(ssdiff / "photo_image.pt")
     save_face_parser(ssdiff / "resnet34.pt", "resnet34")
+    save_vgg16_features(ssdiff / "vgg16-397923af.pth")
     detection = root / "facedetection"
     save_retinaface_mobile(detection / "detection_mobilenet0.25_Final.pth")
     save_face_parser(detection / "parsing_parsenet.pth", "parsenet")

@@ -9,15 +9,15 @@ import pytest
 
 from conftest import REPO
 from harness.catalogue_text import README_TABLE_END, README_TABLE_START, model_links, note_line, readme_table
-from models import (cap_vstnet, face_parsing, face_recognition, face_restorers, guided_diffusion, mtcnn, retinaface,
-                    scratch_detection)
+from models import (cap_vstnet, face_parsing, face_recognition, face_restorers, guided_diffusion, mtcnn,
+                    perceptual_loss, retinaface, scratch_detection)
 from models.files import CATALOGUE, MODEL_FOLDERS, Kind, catalogue_file
 from node_runner import execute
 from test_workflows_ui import UI_WORKFLOWS
 
 KINDS = {kind.FILE.kind: kind.FILE for kind in
          (guided_diffusion, scratch_detection, cap_vstnet, face_parsing, retinaface, face_restorers,
-          face_recognition)}
+          face_recognition, perceptual_loss)}
 
 
 def test_every_file_is_catalogued_once_with_an_https_source_and_a_well_formed_digest():
@@ -55,7 +55,7 @@ def model_folders(comfy, models_root, tmp_path, monkeypatch):
         "ssdiff": {"FT_Epoch_latest.pt": "ssdiff/FT_Epoch_latest.pt", "photo_image.pt": "ssdiff/photo_image.pt",
                    "resnet34.pt": "ssdiff/resnet34.pt", "my_face_ddpm.pth": "ssdiff/tiny_face_ddpm.pth",
                    "my_face_ddpm.safetensors": "ssdiff/tiny_face_ddpm.safetensors",
-                   "scratches_v2.pt": "ssdiff/FT_Epoch_latest.pt"},
+                   "scratches_v2.pt": "ssdiff/FT_Epoch_latest.pt", "lpips_vgg.pth": "ssdiff/vgg16-397923af.pth"},
         "facedetection": {"detection_mobilenet0.25_Final.pth": "facedetection/detection_mobilenet0.25_Final.pth",
                           "parsing_parsenet.pth": "facedetection/parsing_parsenet.pth",
                           "my_bisenet.pth": "facedetection/parsing_bisenet.pth",
@@ -88,6 +88,7 @@ def test_each_loader_offers_its_own_files_known_names_first_and_renamed_files_wh
                                                           mtcnn.CHOICE]
     assert offered(comfy, "SSDiffFaceRestorerLoader") == ["codeformer.pth", "CodeFormer_v2.pth"]
     assert offered(comfy, "SSDiffFaceRecognitionLoader") == ["my_arcface.pth"]
+    assert offered(comfy, "SSDiffPerceptualLossLoader") == ["lpips_vgg.pth"]
 
 
 def test_a_renamed_file_loads(comfy, model_folders):

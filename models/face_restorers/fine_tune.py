@@ -10,7 +10,8 @@ transformer's code prediction against those codes (0.5); Adam (betas 0.9, 0.99),
 rate halved at 87.5 % and 95 % of the steps, an EMA of the weights, random horizontal flips.
 `transformer_only` trains the transformer alone, reading each face's encoder features once
 (faster; only the cross-entropy then has a gradient). Other restorers (GFPGAN, RestoreFormer) learn with
-an L1 pixel loss, their StyleGAN decoder (GFPGAN) frozen.
+an L1 pixel loss, plus DT-BFR's 0.1 x LPIPS where a perceptual loss is given, their StyleGAN decoder
+(GFPGAN) frozen.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from ..perceptual_loss import PerceptualLoss
 from . import CODEFORMER, FaceRestorer
 from .codeformer import code_features, code_logits, encode, nearest_codes
 
@@ -59,13 +61,13 @@ class FineTuneResult:
     """The training loss of each step."""
 
 
-def _copy(restorer: FaceRestorer) -> FaceRestorer:
-    """A trainable copy: normal tensors (the loader may have built the original under inference
-    mode), on the original's device."""
-    network = copy.deepcopy(restorer.network)
+def _autograd_copy(network: torch.nn.Module) -> torch.nn.Module:
+    """A copy of normal tensors: a loader may have built `network` under inference mode, whose
+    tensors autograd cannot save for backward."""
+    network = copy.deepcopy(network)
     for tensor in list(network.parameters()) + list(network.buffers()):
         tensor.data = tensor.data.clone()
-    return FaceRestorer(network, restorer.architecture)
+    return network
 
 
 def _trainable(network: torch.nn.Module, frozen: tuple[str, ...], only: tuple[str, ...] | None) -> list[torch.nn.Parameter]:
@@ -111,13 +113,17 @@ class _CodeFormerObjective:
 
 
 class _PixelObjective:
-    def __init__(self, network: torch.nn.Module, degraded: torch.Tensor, targets: torch.Tensor):
+    def __init__(self, network: torch.nn.Module, degraded: torch.Tensor, targets: torch.Tensor,
+                 perceptual_loss: PerceptualLoss | None):
         self.network, self.degraded, self.targets = network, degraded, targets
+        self.perceptual_loss = perceptual_loss
 
     def loss(self, indices: torch.Tensor, flip: bool) -> torch.Tensor:
         output = self.network(_flipped(self.degraded[indices], flip))
         output = output[0] if isinstance(output, (tuple, list)) else output
-        return F.l1_loss(output, _flipped(self.targets[indices], flip))
+        target = _flipped(self.targets[indices], flip)
+        loss = F.l1_loss(output, target)
+        return loss if self.perceptual_loss is None else loss + self.perceptual_loss(output, target)
 
 
 def _flipped(images: torch.Tensor, flip: bool) -> torch.Tensor:
@@ -125,10 +131,15 @@ def _flipped(images: torch.Tensor, flip: bool) -> torch.Tensor:
 
 
 def fine_tune(restorer: FaceRestorer, degraded: torch.Tensor, targets: torch.Tensor, settings: FineTuneSettings,
-              on_step: Callable[[int, float], None] | None = None) -> FineTuneResult:
+              on_step: Callable[[int, float], None] | None = None,
+              perceptual_loss: PerceptualLoss | None = None) -> FineTuneResult:
     """Trains a copy of `restorer` on pairs of B x 3 x 512 x 512 faces in [-1, 1]. Deterministic on
     the CPU for a seed (batches and flips drawn from it). `on_step(step, loss)` runs after each
-    step: it reports progress and may raise to cancel (nothing is kept then)."""
+    step: it reports progress and may raise to cancel (nothing is kept then). `perceptual_loss`
+    joins the pixel loss of restorers other than CodeFormer."""
+    if perceptual_loss is not None and restorer.architecture == CODEFORMER:
+        raise ValueError("perceptual_loss: CodeFormer is fine-tuned on its codes, as the paper does, not on "
+                         "pixels; disconnect perceptual_loss, or fine-tune a GFPGAN / RestoreFormer restorer")
     if degraded.shape != targets.shape:
         raise ValueError(f"got {degraded.shape[0]} degraded faces of {tuple(degraded.shape[-2:])} and "
                          f"{targets.shape[0]} targets of {tuple(targets.shape[-2:])}: give one target per face, "
@@ -137,15 +148,17 @@ def fine_tune(restorer: FaceRestorer, degraded: torch.Tensor, targets: torch.Ten
         parameter = next(restorer.network.parameters())
         degraded = degraded.to(parameter.device, parameter.dtype).clone()
         targets = targets.to(parameter.device, parameter.dtype).clone()
-        trained = _copy(restorer)
-        network = trained.network
+        network = _autograd_copy(restorer.network)
         if restorer.architecture == CODEFORMER:
             only = ("position_emb", "feat_emb", "ft_layers", "idx_pred_layer") if settings.transformer_only else None
             parameters = _trainable(network, CODEFORMER_FROZEN, only)
             objective = _CodeFormerObjective(restorer.network, network, degraded, targets, settings.transformer_only)
         else:
             parameters = _trainable(network, GFPGAN_FROZEN, None)
-            objective = _PixelObjective(network, degraded, targets)
+            if perceptual_loss is not None:
+                lpips_network = _autograd_copy(perceptual_loss.network).to(parameter.device, parameter.dtype)
+                perceptual_loss = PerceptualLoss(lpips_network, perceptual_loss.weight)
+            objective = _PixelObjective(network, degraded, targets, perceptual_loss)
         optimizer = torch.optim.Adam(parameters, lr=settings.learning_rate, betas=ADAM_BETAS)
         schedule = torch.optim.lr_scheduler.MultiStepLR(
             optimizer, sorted({max(1, round(fraction * settings.steps)) for fraction in LEARNING_RATE_DROPS}), 0.5)
@@ -170,4 +183,4 @@ def fine_tune(restorer: FaceRestorer, degraded: torch.Tensor, targets: torch.Ten
         if average is not None:
             network.load_state_dict(average.module.state_dict())
         network.eval().requires_grad_(False)
-    return FineTuneResult(trained, losses)
+    return FineTuneResult(FaceRestorer(network, restorer.architecture), losses)

@@ -60,6 +60,7 @@ NODE_INPUTS: dict[str, dict] = {
     "SSDiffFineTuneRestorer": {"restorer": ["restorer", 0], "degraded": ["photo", 0], "targets": ["photo", 0],
                                "steps": 1, "learning_rate": 1e-4, "batch_size": 1, "seed": 0, "ema_decay": 0.0,
                                "train": "transformer_only", "save_name": ""},
+    "SSDiffPerceptualLossLoader": {"model_name": "vgg16-397923af.pth", "weight": 0.1},
     "SSDiffIterate": {**_STAGE_2, **_ONE_STOP, "rounds": 2, "min_change": 0.0, "parser": ["parser", 0],
                       "face_recognition": ["face_recognition", 0]},
 }
