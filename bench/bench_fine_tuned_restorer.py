@@ -175,8 +175,8 @@ def main() -> None:
     fine_tuned = fine_tuning[modes[0]][2]
     faces = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(2)).to(device)
     with torch.inference_mode():
-        priors = median_seconds({"original": lambda: coarse_restore(original, faces),
-                                 "fine_tuned": lambda: coarse_restore(fine_tuned, faces),
+        priors = median_seconds({"original": lambda: coarse_restore(original, faces, original.face_size),
+                                 "fine_tuned": lambda: coarse_restore(fine_tuned, faces, fine_tuned.face_size),
                                  "parsing": lambda: parse_faces(face_parser, faces)}, options.repeats, device)
     ssdiff_steps, pseudo_target_steps, counts = step_seconds(unet, sigmas, size, device, options.repeats,
                                                              options.whole_face)

@@ -101,18 +101,19 @@ def save_arcface(path: Path, seed: int = 0) -> Path:
     return path
 
 
-def tiny_codeformer(seed: int = 0) -> torch.nn.Module:
+def tiny_codeformer(seed: int = 0, face_size: int = 512) -> torch.nn.Module:
     """spandrel's CodeFormer with a one-layer, 64-wide transformer and a 32-entry codebook (its
-    VQGAN has a fixed size in spandrel: 74 M parameters), in eval mode."""
+    VQGAN has a fixed size in spandrel: 74 M parameters), in eval mode; its transformer reads the
+    code grid of `face_size` px faces (16 x 16 at the published 512)."""
     from spandrel_extra_arches.architectures.CodeFormer import CodeFormer
 
     torch.manual_seed(seed)
-    return CodeFormer(dim_embd=64, n_head=8, n_layers=1, codebook_size=32, latent_size=256).eval()
+    return CodeFormer(dim_embd=64, n_head=8, n_layers=1, codebook_size=32, latent_size=(face_size // 32) ** 2).eval()
 
 
-def save_codeformer(path: Path, seed: int = 0) -> Path:
-    """tiny_codeformer, wrapped as codeformer.pth is."""
-    torch.save({"params_ema": tiny_codeformer(seed).state_dict()}, path)
+def save_codeformer(path: Path, seed: int = 0, face_size: int = 64) -> Path:
+    """tiny_codeformer, wrapped as codeformer.pth is; at 64 px, where its encoder costs 1/64 of 512 px."""
+    torch.save({"params_ema": tiny_codeformer(seed, face_size).state_dict()}, path)
     return path
 
 

@@ -93,7 +93,7 @@ class SSDiffFineTuneRestorer(io.ComfyNode):
                 ema_decay: float, train: str, save_name: str, degraded: torch.Tensor | None = None,
                 targets: torch.Tensor | None = None, pairs_folder: str = "",
                 perceptual_loss: lpips_vgg.PerceptualLoss | None = None) -> io.NodeOutput:
-        degraded_faces, target_faces = training_pairs(degraded, targets, pairs_folder)
+        degraded_faces, target_faces = training_pairs(degraded, targets, pairs_folder, restorer.face_size)
         settings = FineTuneSettings(steps, learning_rate, batch_size, seed, ema_decay,
                                     transformer_only=train == "transformer_only")
         result = fine_tune(restorer, degraded_faces, target_faces, settings, progress.step_reporter(steps),
@@ -119,9 +119,9 @@ def _loss_name(architecture: str, perceptual_loss: lpips_vgg.PerceptualLoss | No
     return "L1 pixel loss" if perceptual_loss is None else f"L1 pixel loss + {perceptual_loss.weight:g} x LPIPS"
 
 
-def training_pairs(degraded: torch.Tensor | None, targets: torch.Tensor | None,
-                   pairs_folder: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """The wired batches and the folder's pairs, as the restorer takes faces (512 px, [-1, 1])."""
+def training_pairs(degraded: torch.Tensor | None, targets: torch.Tensor | None, pairs_folder: str,
+                   size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The wired batches and the folder's pairs, as the restorer takes faces (`size` px, [-1, 1])."""
     if (degraded is None) != (targets is None):
         raise ValueError("connect both degraded and targets (one target per degraded face), or neither and give "
                          "pairs_folder")
@@ -130,13 +130,13 @@ def training_pairs(degraded: torch.Tensor | None, targets: torch.Tensor | None,
         if targets.shape[0] != degraded.shape[0]:
             raise ValueError(f"targets has a batch of {targets.shape[0]}, degraded a batch of {degraded.shape[0]}: "
                              "give one target per degraded face, in the same order")
-        degraded_faces.append(restorer_input(boundary.image_to_rgb(degraded)))
-        target_faces.append(restorer_input(boundary.image_to_rgb(targets)))
+        degraded_faces.append(restorer_input(boundary.image_to_rgb(degraded), size))
+        target_faces.append(restorer_input(boundary.image_to_rgb(targets), size))
     if pairs_folder.strip():
         folder = image_folders.input_folder(pairs_folder, "pairs_folder")
         for degraded_path, target_path in image_folders.paired_images(folder, "degraded", "targets", "pairs_folder"):
-            degraded_faces.append(restorer_input(image_folders.read_rgb(degraded_path)))
-            target_faces.append(restorer_input(image_folders.read_rgb(target_path)))
+            degraded_faces.append(restorer_input(image_folders.read_rgb(degraded_path), size))
+            target_faces.append(restorer_input(image_folders.read_rgb(target_path), size))
     if not degraded_faces:
         raise ValueError("no training pairs: connect degraded and targets, or give pairs_folder")
     return torch.cat(degraded_faces), torch.cat(target_faces)

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from node_runner import execute
-from models.face_restorers.codeformer import code_logits, encode, nearest_codes
+from models.face_restorers.codeformer import code_logits, encode, face_size, nearest_codes
 from priors.coarse import restorer_input
 
 SETTINGS = {"learning_rate": 1e-3, "batch_size": 2, "seed": 3, "ema_decay": 0.0, "train": "transformer_only"}
@@ -41,13 +41,13 @@ def face_pairs(count: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 def target_codes(original: torch.nn.Module, targets: torch.Tensor) -> torch.Tensor:
     """The codes the original network's encoder and quantizer give the targets."""
     with torch.no_grad():
-        return nearest_codes(original, encode(original, restorer_input(targets.movedim(-1, 1)))[0])
+        return nearest_codes(original, encode(original, restorer_input(targets.movedim(-1, 1), face_size(original)))[0])
 
 
 def code_accuracy(network: torch.nn.Module, degraded: torch.Tensor, wanted: torch.Tensor) -> float:
     """How often the restorer's code prediction on a degraded face is the target's own code."""
     with torch.no_grad():
-        logits = code_logits(network, encode(network, restorer_input(degraded.movedim(-1, 1)))[0])
+        logits = code_logits(network, encode(network, restorer_input(degraded.movedim(-1, 1), face_size(network)))[0])
     return float((logits.argmax(-1) == wanted).float().mean())
 
 
@@ -59,12 +59,12 @@ def test_fine_tuning_lowers_the_loss_saves_a_file_that_reloads_and_predicts_held
         comfy, restorer_folder):
     restorer, = execute(comfy, "SSDiffFaceRestorerLoader", model_name="codeformer.pth")
     original = weights(restorer.network)
-    degraded, targets = face_pairs(3)
+    degraded, targets = face_pairs(12)
     tuned, plot, losses, saved_as = execute(comfy, "SSDiffFineTuneRestorer", restorer=restorer,
-                                            degraded=degraded[:2], targets=targets[:2], steps=10,
+                                            degraded=degraded[:8], targets=targets[:8], steps=20,
                                             save_name="archive_restorer", **SETTINGS)
     losses = json.loads(losses)
-    assert len(losses) == 10 and sum(losses[-3:]) < sum(losses[:3])
+    assert len(losses) == 20 and sum(losses[-3:]) < sum(losses[:3])
     assert plot.shape[0] == 1 and plot.shape[-1] == 3 and plot.std() > 0
     assert all(torch.equal(value, original[key]) for key, value in restorer.network.state_dict().items())
 
@@ -74,9 +74,9 @@ def test_fine_tuning_lowers_the_loss_saves_a_file_that_reloads_and_predicts_held
     assert reloaded.architecture == "CodeFormer"
     assert all(torch.equal(value, tuned.network.state_dict()[key]) for key, value in
                reloaded.network.state_dict().items())
-    wanted = target_codes(restorer.network, targets[2:])
-    before = code_accuracy(restorer.network, degraded[2:], wanted)
-    after = code_accuracy(reloaded.network, degraded[2:], wanted)
+    wanted = target_codes(restorer.network, targets[8:])
+    before = code_accuracy(restorer.network, degraded[8:], wanted)
+    after = code_accuracy(reloaded.network, degraded[8:], wanted)
     assert after > before + 0.05, (before, after)
 
 

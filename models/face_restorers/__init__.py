@@ -7,11 +7,13 @@ from dataclasses import dataclass
 import torch
 
 from ..files import Kind, ModelFile
-from .codeformer import codeformer_forward
+from .codeformer import codeformer_forward, face_size
 
 FILE = ModelFile("face restoration model", Kind.FACE_RESTORER)
 
 CODEFORMER = "CodeFormer"
+FACE_SIZE = 512
+"""What GFPGAN and RestoreFormer take (spandrel builds them at 512 px only)."""
 
 
 @dataclass
@@ -20,8 +22,13 @@ class FaceRestorer:
     architecture: str
     """spandrel's architecture id: "CodeFormer", "GFPGAN", "RestoreFormer"."""
 
+    @property
+    def face_size(self) -> int:
+        """The side of the aligned faces the network takes: 512 for the published checkpoints."""
+        return face_size(self.network) if self.architecture == CODEFORMER else FACE_SIZE
+
     def __call__(self, faces: torch.Tensor, fidelity: float = 0.5, adain: bool = False) -> torch.Tensor:
-        """B x 3 x 512 x 512 in [-1, 1] -> the restored faces, float32 in [-1, 1], on the network's
+        """B x 3 x face_size x face_size in [-1, 1] -> the restored faces, float32 in [-1, 1], on the network's
         device. `fidelity` (w) and `adain` are CodeFormer's, with the released defaults SSDiff
         calls it with; the other architectures take neither."""
         parameter = next(self.network.parameters())

@@ -5,11 +5,13 @@ input's feature statistics (AdaIN), which carries its tone (sepia, fading) into 
 SSDiff's `inference_final.py` calls `restorer(y, w=0.5)`, so adain is off."""
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
-CODE_GRID = (16, 16)
-CODE_CHANNELS = 256
+CODE_PIXELS = 32
+"""The side of the face square one code stands for: the encoder halves the size five times."""
 ADAIN_EPS = 1e-5
 
 
@@ -27,14 +29,15 @@ def adaptive_instance_norm(content: torch.Tensor, style: torch.Tensor) -> torch.
 
 def encode(network: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The encoder's output (B x 256 x 16 x 16 at 512 px, the features the transformer reads) and
-    its features at the sizes the fusion blocks take."""
-    fused_sizes = {network.fuse_encoder_block[size]: size for size in network.connect_list}
+    its features after the blocks the fusion blocks read, under their names ("32" ... "256": their
+    sizes at 512 px, the sizes by which the released code finds them)."""
+    fused_after = {network.fuse_encoder_block[name]: name for name in network.connect_list}
     encoder_features = {}
     h = x
     for index, block in enumerate(network.encoder.blocks):
         h = block(h)
-        if index in fused_sizes:
-            encoder_features[str(h.shape[-1])] = h
+        if index in fused_after:
+            encoder_features[fused_after[index]] = h
     return h, encoder_features
 
 
@@ -55,31 +58,38 @@ def nearest_codes(network: torch.nn.Module, features: torch.Tensor) -> torch.Ten
     return distances.argmin(dim=1).view(features.shape[0], -1)
 
 
+def face_size(network: torch.nn.Module) -> int:
+    """The side of the faces the network takes: its transformer reads a square grid of codes
+    (16 x 16, 512 px, in the published checkpoint)."""
+    return CODE_PIXELS * math.isqrt(network.position_emb.shape[0])
+
+
 def code_features(network: torch.nn.Module, codes: torch.Tensor) -> torch.Tensor:
-    """Codebook entries of B x 256 codes as a B x 256 x 16 x 16 feature map."""
+    """Codebook entries of B x N codes as a B x 256 x sqrt(N) x sqrt(N) feature map (16 x 16 at 512 px)."""
     entries = F.embedding(codes, network.quantize.embedding.weight)
-    return entries.view(codes.shape[0], *CODE_GRID, CODE_CHANNELS).permute(0, 3, 1, 2)
+    side = math.isqrt(codes.shape[1])
+    return entries.view(codes.shape[0], side, side, entries.shape[-1]).permute(0, 3, 1, 2)
 
 
 def codeformer_forward(network: torch.nn.Module, x: torch.Tensor, fidelity: float = 0.5,
                        adain: bool = False) -> torch.Tensor:
-    """B x 3 x 512 x 512 in [-1, 1] -> the restored faces (no logits).
+    """B x 3 x S x S in [-1, 1] (S = `face_size`, 512) -> the restored faces (no logits).
 
     The encoder's features are kept at the sizes the fusion blocks take; the transformer
-    predicts a codebook entry per position of the 16 x 16 grid; the generator decodes the
+    predicts a codebook entry per position of the 16 x 16 grid (at 512 px); the generator decodes the
     entries, fused with the encoder's features at weight `fidelity` (w: 0 quality, 1 fidelity)
     after the blocks CodeFormer names, and not at all when w is 0."""
     low_quality, encoder_features = encode(network, x)
     logits = code_logits(network, low_quality)
     _, codes = torch.topk(F.softmax(logits, dim=2), 1, dim=2)
-    h = network.quantize.get_codebook_feat(codes, shape=[x.shape[0], *CODE_GRID, CODE_CHANNELS])
+    h = network.quantize.get_codebook_feat(codes, shape=[x.shape[0], *low_quality.shape[-2:], low_quality.shape[1]])
     if adain:
         h = adaptive_instance_norm(h, low_quality)
 
-    fuse_after = {network.fuse_generator_block[size] for size in network.connect_list}
+    fuse_after = {network.fuse_generator_block[name]: name for name in network.connect_list}
     for index, block in enumerate(network.generator.blocks):
         h = block(h)
         if index in fuse_after and fidelity > 0:
-            size = str(h.shape[-1])
-            h = network.fuse_convs_dict[size](encoder_features[size], h, fidelity)
+            name = fuse_after[index]
+            h = network.fuse_convs_dict[name](encoder_features[name], h, fidelity)
     return h

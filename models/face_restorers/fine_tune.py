@@ -133,8 +133,8 @@ def _flipped(images: torch.Tensor, flip: bool) -> torch.Tensor:
 def fine_tune(restorer: FaceRestorer, degraded: torch.Tensor, targets: torch.Tensor, settings: FineTuneSettings,
               on_step: Callable[[int, float], None] | None = None,
               perceptual_loss: PerceptualLoss | None = None) -> FineTuneResult:
-    """Trains a copy of `restorer` on pairs of B x 3 x 512 x 512 faces in [-1, 1]. Deterministic on
-    the CPU for a seed (batches and flips drawn from it). `on_step(step, loss)` runs after each
+    """Trains a copy of `restorer` on pairs of B x 3 x S x S faces in [-1, 1] (S: its face_size).
+    Deterministic on the CPU for a seed (batches and flips drawn from it). `on_step(step, loss)` runs after each
     step: it reports progress and may raise to cancel (nothing is kept then). `perceptual_loss`
     joins the pixel loss of restorers other than CodeFormer."""
     if perceptual_loss is not None and restorer.architecture == CODEFORMER:

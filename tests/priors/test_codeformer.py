@@ -1,6 +1,7 @@
 """CodeFormer as SSDiff calls it (`restorer(y, w=0.5)`, CodeFormer's default adain=False) and as
 spandrel's forward runs it (adain always on), each against CodeFormer's own formula on a tiny
-network. (Each pass takes seconds on a CPU: CodeFormer runs at 512 px only.)"""
+network at the published 512 px, where spandrel's forward finds its fusion blocks by size as the
+released code does. (Each pass takes seconds on a CPU.)"""
 from __future__ import annotations
 
 import sys
