@@ -1,6 +1,6 @@
 """The fine-tune's pixel path (GFPGAN and other restorers but CodeFormer) on spandrel's GFPGANv1Clean
-at 64 px and a quarter of its widths: the L1 loss falls, the StyleGAN decoder stays frozen, the
-rest trains, and the restorer given is left as it was; with LPIPS (random VGG16 weights) each step's
+at 64 px and a quarter of its widths: the L1 loss falls, a held-out face comes out closer to its
+target, the StyleGAN decoder stays frozen, the rest trains, and the restorer given is left as it was; with LPIPS (random VGG16 weights) each step's
 loss is L1 + weight x the lpips package's own distance."""
 from __future__ import annotations
 
@@ -28,13 +28,20 @@ def smooth_pairs(count: int) -> tuple[torch.Tensor, torch.Tensor]:
     return F.avg_pool2d(targets, 5, 1, 2), targets
 
 
-def test_the_pixel_loss_falls_the_decoder_is_frozen_and_the_original_is_untouched():
+def held_out_l1(restorer: FaceRestorer, degraded: torch.Tensor, targets: torch.Tensor) -> float:
+    torch.manual_seed(5)  # the StyleGAN decoder's noise, the same for both restorers
+    return float(F.l1_loss(restorer(degraded), targets))
+
+
+def test_the_pixel_loss_falls_held_out_faces_come_closer_the_decoder_is_frozen_and_the_original_is_untouched():
     restorer = tiny_gfpgan()
     original = {key: value.clone() for key, value in restorer.network.state_dict().items()}
-    degraded, targets = smooth_pairs(2)
-    result = fine_tune(restorer, degraded, targets, FineTuneSettings(12, learning_rate=2e-3, batch_size=2,
-                                                                     ema_decay=0.0))
+    degraded, targets = smooth_pairs(3)
+    result = fine_tune(restorer, degraded[:2], targets[:2], FineTuneSettings(12, learning_rate=2e-3, batch_size=2,
+                                                                             ema_decay=0.0))
     assert sum(result.losses[-3:]) < sum(result.losses[:3]), result.losses
+    before, after = (held_out_l1(network, degraded[2:], targets[2:]) for network in (restorer, result.restorer))
+    assert after < 0.8 * before, (before, after)
     trained = result.restorer.network.state_dict()
     changed = {key.split(".", 1)[0] for key in original if not torch.equal(original[key], trained[key])}
     assert "stylegan_decoder" not in changed and {"conv_body_first", "final_linear"} <= changed
