@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from models.face_restorers.codeformer import CODE_PIXELS
 from models.guided_diffusion import FaceUNet, FaceUNetConfig
 
 TINY_FACE_UNET = FaceUNetConfig(model_channels=32, channel_mult=(1, 1, 2), num_res_blocks=(1, 1, 1),
@@ -108,7 +109,8 @@ def tiny_codeformer(seed: int = 0, face_size: int = 512) -> torch.nn.Module:
     from spandrel_extra_arches.architectures.CodeFormer import CodeFormer
 
     torch.manual_seed(seed)
-    return CodeFormer(dim_embd=64, n_head=8, n_layers=1, codebook_size=32, latent_size=(face_size // 32) ** 2).eval()
+    codes = (face_size // CODE_PIXELS) ** 2
+    return CodeFormer(dim_embd=64, n_head=8, n_layers=1, codebook_size=32, latent_size=codes).eval()
 
 
 def save_codeformer(path: Path, seed: int = 0, face_size: int = 64) -> Path:

@@ -108,8 +108,9 @@ class SSDiffFineTuneRestorer(io.ComfyNode):
                                                  "pairs": len(degraded_faces),
                                                  "perceptual_loss_weight": None if perceptual_loss is None
                                                  else perceptual_loss.weight})}))
-        plot = line_plot({_loss_name(restorer.architecture, perceptual_loss): result.losses}, f"Fine-tuning {restorer.architecture} on {len(degraded_faces)} "
-                         "faces", "step", "training loss", log_y=True)
+        plot = line_plot({_loss_name(restorer.architecture, perceptual_loss): result.losses},
+                         f"Fine-tuning {restorer.architecture} on {len(degraded_faces)} faces", "step",
+                         "training loss", log_y=True)
         return io.NodeOutput(result.restorer, plot[None], json.dumps(result.losses), saved_as)
 
 

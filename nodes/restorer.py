@@ -47,7 +47,8 @@ class SSDiffCoarseRestore(io.ComfyNode):
             display_name="SSDiff Coarse Restore",
             category="SSDiff/restorer",
             description=("The coarse restoration R that SSDiff Sampler keeps the structure of: "
-                         "CodeFormer at fidelity w = 0.5 in the paper. Runs on aligned faces, resized to the restorer's 512 px."),
+                         "CodeFormer at fidelity w = 0.5 in the paper. Runs on aligned faces, resized to the "
+                         "restorer's 512 px."),
             inputs=[FaceRestorerType.Input("restorer"), io.Image.Input("image"),
                     io.Float.Input("fidelity", default=0.5, min=0.0, max=1.0, step=0.05,
                                    tooltip="w, for CodeFormer only: 0 favours quality, 1 fidelity to the input"),

@@ -1,7 +1,8 @@
 """The fine-tune's pixel path (GFPGAN and other restorers but CodeFormer) on spandrel's GFPGANv1Clean
 at 64 px and a quarter of its widths: the L1 loss falls, a held-out face comes out closer to its
-target, the StyleGAN decoder stays frozen, the rest trains, and the restorer given is left as it was; with LPIPS (random VGG16 weights) each step's
-loss is L1 + weight x the lpips package's own distance."""
+target, the StyleGAN decoder stays frozen, the rest trains, and the restorer given is left as it
+was; with LPIPS (random VGG16 weights) each step's loss is L1 + weight x the lpips package's own
+distance."""
 from __future__ import annotations
 
 import pytest
@@ -24,7 +25,8 @@ def tiny_gfpgan() -> FaceRestorer:
 
 def smooth_pairs(count: int) -> tuple[torch.Tensor, torch.Tensor]:
     generator = torch.Generator().manual_seed(1)
-    targets = F.interpolate(torch.rand(count, 3, 8, 8, generator=generator), size=64, mode="bicubic").clamp(0, 1) * 2 - 1
+    images = F.interpolate(torch.rand(count, 3, 8, 8, generator=generator), size=64, mode="bicubic").clamp(0, 1)
+    targets = images * 2 - 1
     return F.avg_pool2d(targets, 5, 1, 2), targets
 
 
@@ -68,7 +70,7 @@ def test_with_lpips_each_step_adds_its_weighted_distance_to_the_l1_loss():
     for part in range(1, 6):  # lpips' slices keep torchvision's layer numbers as their children's names
         for index, layer in getattr(reference.net, f"slice{part}").named_children():
             if isinstance(layer, torch.nn.Conv2d):
-                layer.load_state_dict({"weight": vgg[f"features.{index}.weight"], "bias": vgg[f"features.{index}.bias"]})
+                layer.load_state_dict({name: vgg[f"features.{index}.{name}"] for name in ("weight", "bias")})
     torch.manual_seed(7)
     with torch.no_grad():
         output = restorer.network(flipped(degraded))[0]
