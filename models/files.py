@@ -159,7 +159,16 @@ class ModelFile:
 
     @property
     def source(self) -> str:
-        return "; ".join(f"{entry.name}: {entry.where_to_get}" for entry in self.files)
+        """Where to get the kind's files: "get it from <where>", or "get a.pth from <where>; b.pth
+        from <where>" for a kind of several files."""
+        if len(self.files) == 1:
+            return f"get it from {self.files[0].where_to_get}"
+        return "get " + "; ".join(f"{entry.name} from {entry.where_to_get}" for entry in self.files)
+
+    @property
+    def wanted(self) -> str:
+        """The sentence that ends every refusal: the file expected and where to get it."""
+        return f"Expected {self.expected}; {self.source}"
 
     def missing_markers(self, keys: set[str] | dict) -> tuple[str, ...]:
         """The marker keys whose absence from `keys` tells that they are not of this kind; () when

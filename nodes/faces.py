@@ -27,7 +27,7 @@ class SSDiffFaceDetectorLoader(CheckpointLoader):
             display_name="SSDiff Face Detector Loader",
             category="SSDiff/faces",
             description=f"RetinaFace (facexlib; the paper's detector) from models/{FACE_DETECTION_FOLDER}: "
-                        f"{retinaface.FILE.expected}, from {retinaface.FILE.source}. Or '{mtcnn.CHOICE}': "
+                        f"{retinaface.FILE.expected} ({retinaface.FILE.source}). Or '{mtcnn.CHOICE}': "
                         f"facenet-pytorch's MTCNN, whose weights ship with the package ({mtcnn.INSTALL}).",
             inputs=[files],
             outputs=[FaceDetectorType.Output(display_name="detector")],

@@ -56,7 +56,8 @@ class SSDiffFineTuneRestorer(io.ComfyNode):
                          "GFPGAN / RestoreFormer with an L1 pixel loss, plus LPIPS where perceptual_loss is "
                          "connected. The restorer given is left as it was. The result is saved into "
                          "models/facerestore_models as <save_name>_<n>.safetensors (never over a file) for "
-                         "SSDiff Face Restorer Loader."),
+                         "SSDiff Face Restorer Loader. pairs_folder is read only inside ComfyUI's input (or output) folder, as "
+                         "ComfyUI's own nodes read."),
             inputs=[
                 FaceRestorerType.Input("restorer"),
                 io.Image.Input("degraded", optional=True, tooltip="aligned faces, as SSDiff Face Crop gives them"),
@@ -77,8 +78,10 @@ class SSDiffFineTuneRestorer(io.ComfyNode):
                 io.String.Input("save_name", default="ssdiff_finetuned_restorer",
                                 tooltip="file name before _<n>.safetensors; empty: not saved"),
                 io.String.Input("pairs_folder", default="", optional=True,
-                                tooltip="more pairs: a folder (absolute, or inside ComfyUI's input folder) with "
-                                        "degraded/ and targets/ holding aligned faces under the same file names"),
+                                tooltip="more pairs: the name of a folder inside ComfyUI's input folder ('my_pairs'; "
+                                        "'my_pairs [output]' for one in the output folder) with degraded/ and "
+                                        "targets/ holding aligned faces under the same file names. Only ComfyUI's "
+                                        "own folders are read: absolute paths, '..' and links out are refused"),
                 PerceptualLossType.Input("perceptual_loss", optional=True,
                                          tooltip="GFPGAN / RestoreFormer: LPIPS joins the L1 pixel loss "
                                                  "(SSDiff Perceptual Loss Loader)"),

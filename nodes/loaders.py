@@ -22,7 +22,7 @@ class CheckpointLoader(io.ComfyNode):
     def checkpoint_input(cls, name: str = "model_name") -> io.Input:
         kind = cls.FILE
         return io.Combo.Input(name, options=checkpoints.choices(kind),
-                              tooltip=f"{kind.expected} in models/{' or models/'.join(kind.folders)}; from {kind.source}")
+                              tooltip=f"{kind.expected} in models/{' or models/'.join(kind.folders)}; {kind.source}")
 
     @classmethod
     def validate_checkpoint(cls, name: str | None) -> bool | str:

@@ -142,23 +142,28 @@ def test_pairs_from_a_folder_train_the_same_weights_as_wired_for_a_seed_and_a_se
     first, second = from_folder[0].network.state_dict(), wired[0].network.state_dict()
     assert all(torch.equal(first[key], second[key]) for key in first)
     both = execute(comfy, "SSDiffFineTuneRestorer", restorer=restorer, degraded=degraded, targets=targets, steps=1,
-                   save_name="both", pairs_folder=str(tmp_path / "input" / "archive_pairs"), **SETTINGS)
+                   save_name="both", pairs_folder=" archive_pairs [input] ", **SETTINGS)
     from safetensors import safe_open
 
     with safe_open(str(restorer_folder / both[3]), "pt") as saved:
         assert json.loads(saved.metadata()["ssdiff_fine_tune"])["pairs"] == 2
 
 
-def test_a_folder_of_unpaired_or_missing_images_is_refused_naming_the_input(comfy, restorer_folder, tmp_path):
+def test_a_folder_of_unpaired_or_missing_images_is_refused_naming_the_input(comfy, restorer_folder, tmp_path,
+                                                                            monkeypatch):
+    import folder_paths
+
     restorer, = execute(comfy, "SSDiffFaceRestorerLoader", model_name="codeformer.pth")
     degraded, targets = face_pairs(2)
-    write_pairs(tmp_path / "pairs", degraded, targets[:1])
-    for folder, message in ((tmp_path / "pairs", "pairs_folder: 1 image.*face_1.png"),
-                            (tmp_path / "nowhere", "pairs_folder: no folder"),
-                            (tmp_path, "pairs_folder: .* has no degraded/ folder")):
+    monkeypatch.setattr(folder_paths, "get_input_directory", lambda: str(tmp_path / "input"))
+    write_pairs(tmp_path / "input" / "pairs", degraded, targets[:1])
+    (tmp_path / "input" / "empty").mkdir()
+    for folder, message in (("pairs", "pairs_folder: 1 image.*face_1.png"),
+                            ("nowhere", "pairs_folder: no folder 'nowhere' in ComfyUI's input folder"),
+                            ("empty", "pairs_folder: 'empty' has no degraded/ folder")):
         with pytest.raises(ValueError, match=message):
             execute(comfy, "SSDiffFineTuneRestorer", restorer=restorer, steps=1, save_name="",
-                    pairs_folder=str(folder), **SETTINGS)
+                    pairs_folder=folder, **SETTINGS)
     with pytest.raises(ValueError, match="no training pairs"):
         execute(comfy, "SSDiffFineTuneRestorer", restorer=restorer, steps=1, save_name="", **SETTINGS)
     with pytest.raises(ValueError, match="connect both degraded and targets"):
