@@ -1,12 +1,13 @@
 """What a checkpoint file on disk holds, read without its tensors' data: the names of its tensors,
 or what is wrong with the file (a broken link, a directory or pipe, unreadable, empty, truncated,
 damaged, no checkpoint, pickled code). Loaders list and refuse files with it; it never blocks on a
-pipe, never allocates a tensor and never raises for what it finds on disk."""
+pipe, never reads a tensor's bytes and never raises for what it finds on disk."""
 from __future__ import annotations
 
 import json
 import os
 import pickle
+import pickletools
 import stat
 import zipfile
 from collections.abc import Mapping
@@ -24,9 +25,6 @@ LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
 """The pickled magic number that opens torch.save's files from before torch 1.6."""
 MAX_SAFETENSORS_HEADER = 100_000_000
 """safetensors' own limit on a header's length."""
-LEGACY_READ_LIMIT = 1 << 30
-"""Pre-1.6 torch files keep their tensors inside the pickle stream: reading their names reads the
-whole file, so larger ones are not read while listing (their names stay unknown)."""
 
 
 class FileProblem(str, Enum):
@@ -78,7 +76,8 @@ class FileReading:
 
 def read_checkpoint_keys(path: str) -> FileReading:
     """The tensor names of the checkpoint at `path`, read without tensor data (a .safetensors
-    header, a torch zip's pickle with its tensors on the meta device), or what is wrong with it."""
+    header, a torch zip's pickle with its tensors memory-mapped, a pre-1.6 file's pickles), or what
+    is wrong with it."""
     try:
         status = os.stat(path)
     except FileNotFoundError:
@@ -99,10 +98,8 @@ def read_checkpoint_keys(path: str) -> FileReading:
     if path.lower().endswith(SAFETENSORS_SUFFIXES):
         return _safetensors_keys(path, status.st_size)
     if head.startswith(ZIP_MAGIC):
-        return _zip_keys(path, status.st_size)
+        return _zip_keys(path)
     if head.startswith(LEGACY_TORCH_MAGIC):
-        if status.st_size > LEGACY_READ_LIMIT:
-            return FileReading()
         return _torch_keys(path)
     return FileReading(problem=FileProblem.NOT_A_CHECKPOINT, detail=f"it starts with {head[:4]!r}")
 
@@ -147,7 +144,7 @@ def _safetensors_keys(path: str, size: int) -> FileReading:
     return FileReading(keys=frozenset(key.removeprefix("module.") for key in keys))
 
 
-def _zip_keys(path: str, size: int) -> FileReading:
+def _zip_keys(path: str) -> FileReading:
     """torch.save's zip format: the archive's index must be there (a file cut short loses it, as
     the index comes last), then the pickle is read with every tensor on the meta device and each
     tensor's bytes must lie inside the file."""
@@ -164,22 +161,59 @@ def _zip_keys(path: str, size: int) -> FileReading:
 
 
 def _torch_keys(path: str, mapped: bool = False) -> FileReading:
-    """torch.load with weights only: a zip file memory-mapped, so that no tensor's bytes are read
-    yet each tensor must lie inside the file (a damaged size is refused here, never allocated);
-    a pre-1.6 file onto the meta device (it is read through)."""
+    """torch.load with weights only. A zip file is memory-mapped, so that no tensor's bytes are
+    read yet each tensor must lie inside the file (a damaged size is refused here, never
+    allocated). A pre-1.6 file is read up to its tensors (torch's skip_data), which then must fit
+    in the rest of the file."""
     try:
         if mapped:
             content = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         else:
-            content = torch.load(path, map_location="meta", weights_only=True)
+            with torch.serialization.skip_data():  # storages allocated, left unread and untouched
+                content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         return _torch_load_problem(error)
+    if not mapped:
+        problem = _legacy_data_past_the_end(path, content)
+        if problem is not None:
+            return problem
     if not isinstance(content, Mapping):
         return FileReading(contents=f"a {type(content).__name__}")
     keys = frozenset(unwrap_state_dict(content))
     if not keys:
         return FileReading(contents=f"no tensors (its keys: {', '.join(map(str, list(content)[:4])) or 'nothing'})")
     return FileReading(keys=keys)
+
+
+def _legacy_data_past_the_end(path: str, content: object) -> FileReading | None:
+    """A pre-1.6 file keeps its storages after five pickles (magic number, protocol, system info,
+    the object, the storage keys), each as an 8-byte count and its bytes: they must fit in the
+    file. The pickles are walked opcode by opcode (pickletools), never run."""
+    storages = {}
+    for tensor in _tensors(content):
+        storage = tensor.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+    try:
+        with open(path, "rb") as handle:
+            for _ in range(5):
+                for _ in pickletools.genops(handle):
+                    pass
+            start = handle.tell()
+    except (OSError, ValueError) as error:
+        return FileReading(problem=FileProblem.DAMAGED, detail=f"its pickles: {error}"[:160])
+    size, needed = os.path.getsize(path), start + sum(8 + nbytes for nbytes in storages.values())
+    if needed > size:
+        return FileReading(problem=FileProblem.TRUNCATED,
+                           detail=f"its tensors need {needed:,} bytes; the file has {size:,}")
+    return None
+
+
+def _tensors(content: object, depth: int = 0):
+    if isinstance(content, torch.Tensor):
+        yield content
+    elif depth < 4 and isinstance(content, (Mapping, list, tuple)):
+        for value in content.values() if isinstance(content, Mapping) else content:
+            yield from _tensors(value, depth + 1)
 
 
 def _torch_load_problem(error: Exception) -> FileReading:

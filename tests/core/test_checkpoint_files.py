@@ -42,6 +42,8 @@ def odd_folder(tmp_path_factory) -> Path:
     torch.save({"a": torch.zeros(1000), "b": torch.ones(10)}, folder / "zip.pth")
     torch.save({"state_dict": {"module.w": torch.zeros(3)}}, folder / "wrapped.pth")
     torch.save({"x": torch.zeros(3)}, folder / "legacy.pth", _use_new_zipfile_serialization=False)
+    shared = torch.zeros(1000)
+    torch.save({"x": shared, "view": shared[10:20]}, folder / "legacy_shared.pth", _use_new_zipfile_serialization=False)
     save_file({"a": torch.zeros(1000)}, str(folder / "plain.safetensors"))
     whole = (folder / "zip.pth").read_bytes()
     (folder / "half.pth").write_bytes(whole[: len(whole) // 2])
@@ -65,7 +67,7 @@ def odd_folder(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("name, keys", [("zip.pth", {"a", "b"}), ("wrapped.pth", {"w"}), ("legacy.pth", {"x"}),
+@pytest.mark.parametrize("name, keys", [("zip.pth", {"a", "b"}), ("wrapped.pth", {"w"}), ("legacy.pth", {"x"}), ("legacy_shared.pth", {"x", "view"}),
                                         ("plain.safetensors", {"a"})])
 def test_checkpoints_give_their_tensor_names(odd_folder, name, keys):
     reading = read_checkpoint_keys(str(odd_folder / name))
@@ -76,7 +78,7 @@ def test_checkpoints_give_their_tensor_names(odd_folder, name, keys):
     ("half.pth", FileProblem.TRUNCATED, "zip index"),
     ("half.safetensors", FileProblem.TRUNCATED, "the file has"),
     ("header_cut.safetensors", FileProblem.TRUNCATED, "header alone"),
-    ("legacy_half.pth", FileProblem.TRUNCATED, "EOF"),
+    ("legacy_half.pth", FileProblem.TRUNCATED, "its tensors need"),
     ("empty.pth", FileProblem.EMPTY, "did not finish"),
     ("notes.pth", FileProblem.NOT_A_CHECKPOINT, "neither a .safetensors"),
     ("garbage.safetensors", FileProblem.DAMAGED, "header is not valid"),
@@ -113,8 +115,10 @@ def read_bytes_of(function) -> int:
 
 def test_names_of_large_checkpoints_are_read_without_their_tensor_data(tmp_path):
     torch.save({f"w{index}": torch.zeros(1 << 20) for index in range(16)}, tmp_path / "big.pth")
+    torch.save({f"w{index}": torch.zeros(1 << 20) for index in range(16)}, tmp_path / "big_legacy.pth",
+               _use_new_zipfile_serialization=False)
     save_file({f"w{index}": torch.zeros(1 << 20) for index in range(16)}, str(tmp_path / "big.safetensors"))
-    for name in ("big.pth", "big.safetensors"):
+    for name in ("big.pth", "big_legacy.pth", "big.safetensors"):
         size = (tmp_path / name).stat().st_size
         assert size > 60 << 20
         read = read_bytes_of(lambda: read_checkpoint_keys(str(tmp_path / name)))

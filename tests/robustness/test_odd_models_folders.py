@@ -151,7 +151,7 @@ def test_the_pack_imports_and_lists_every_node_and_each_loader_its_own_files(odd
     log = odd_server.log_text()
     for name in ("unet_on_offline_drive.pth", "half_copied_unet.pth", "being_written.safetensors", "a_pipe.pt",
                  "damaged_detector.pth", "notes.pth", "empty.pt", "RestoreFormer.pth", "GPEN-BFR-512.pth"):
-        lines = [line for line in log.splitlines() if "SSDiff: " in line and name in line]
+        lines = [line for line in log.splitlines() if "SSDiff: " in line and f"/{name}' is " in line]
         assert len(lines) == 1, (name, lines)
 
 
