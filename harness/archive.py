@@ -17,16 +17,11 @@ from pathlib import Path
 from typing import Iterator
 
 from .headless import ComfyServer
-from .outputs import copy_atomically, output_path
+from .outputs import copy_atomically, output_path, sha256_of
 
 PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 """What ComfyUI's LoadImage (PIL) reads among the formats scans come in."""
 MANIFEST_NAME = "ssdiff_archive_manifest.json"
-
-
-def sha256_of(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def workflow_sha256(prompt: dict) -> str:

@@ -5,7 +5,6 @@ nothing left behind on a failure (after Ctrl-C the .part stays, for the next run
 from __future__ import annotations
 
 import errno
-import hashlib
 import http.client
 import os
 import shutil
@@ -22,9 +21,10 @@ from typing import Iterable, Iterator, Sequence
 
 from tqdm import tqdm
 
-from models.files import CATALOGUE, CatalogueFile
+from models.files import CatalogueFile
 
 from .catalogue_text import size_text
+from .outputs import sha256_of
 
 CHUNK_BYTES = 1 << 16
 CUT_CONNECTION = (http.client.IncompleteRead, ConnectionError, ssl.SSLEOFError)
@@ -57,12 +57,6 @@ def target_path(entry: CatalogueFile, models_dir: Path) -> Path:
 def missing_files(entries: Iterable[CatalogueFile], models_dirs: Sequence[Path]) -> list[CatalogueFile]:
     """The entries whose file is in none of the models folders."""
     return [entry for entry in entries if not any(target_path(entry, root).exists() for root in models_dirs)]
-
-
-def workflow_files(prompt: dict) -> list[CatalogueFile]:
-    """The catalogue files an API-format workflow names: any node input equal to a file's name."""
-    names = {value for node in prompt.values() for value in node.get("inputs", {}).values() if isinstance(value, str)}
-    return [entry for entry in CATALOGUE if entry.name in names]
 
 
 def fetch_size(entry: CatalogueFile) -> int | None:
@@ -262,15 +256,10 @@ def _extract(archive: Path, member: str, part: Path, url: str) -> None:
         raise DownloadError(f"{url} is not a readable zip archive ({error}); nothing was kept") from None
 
 
-def _sha256_of(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
 def _install(part: Path, target: Path, entry: CatalogueFile) -> DownloadResult:
     """Checks the size and sha256 of `part`, then renames it to `target`, which must not exist."""
     _check_size(part, entry.size, entry.url)
-    digest = _sha256_of(part)
+    digest = sha256_of(part)
     if entry.sha256 is not None and digest != entry.sha256.lower():
         raise DownloadError(f"sha256 {digest}, expected {entry.sha256}: the file is not the published one; "
                             "nothing was kept")

@@ -1,7 +1,8 @@
 """Where a run's outputs go: never over an input photo, over an earlier output only when asked,
-and never half-written."""
+and never half-written; and a file's sha256."""
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -31,3 +32,8 @@ def copy_atomically(source: Path, target: Path) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def sha256_of(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()

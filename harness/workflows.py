@@ -1,5 +1,21 @@
-"""API-format workflows compared node by node, input by input."""
+"""API-format workflows: the catalogue files they name, and two compared node by node, input by
+input."""
 from __future__ import annotations
+
+from models.files import CATALOGUE, CatalogueFile, catalogue_file
+
+
+def files_by_node(api: dict) -> dict[str, list[CatalogueFile]]:
+    """Node id -> the catalogue files its inputs name (any input equal to a file's name)."""
+    named = {node_id: [catalogue_file(value) for value in node.get("inputs", {}).values() if isinstance(value, str)]
+             for node_id, node in api.items()}
+    return {node_id: [entry for entry in entries if entry] for node_id, entries in named.items() if any(entries)}
+
+
+def workflow_files(api: dict) -> list[CatalogueFile]:
+    """The catalogue files an API-format workflow names, each once, in the catalogue's order."""
+    names = {entry.name for entries in files_by_node(api).values() for entry in entries}
+    return [entry for entry in CATALOGUE if entry.name in names]
 
 
 def api_differences(prompt: dict, api: dict) -> list[str]:

@@ -24,7 +24,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.append(str(REPO))
 
 from harness.catalogue_text import size_text  # noqa: E402
-from harness.downloads import download_all, target_path, workflow_files  # noqa: E402
+from harness.downloads import download_all, target_path  # noqa: E402
+from harness.workflows import workflow_files  # noqa: E402
 from models.files import CATALOGUE, CatalogueFile, catalogue_file  # noqa: E402
 
 WHOLE_PHOTO_WORKFLOW = REPO / "workflows" / "whole_photo_restoration_api.json"

@@ -34,8 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from harness.chromium_cdp import SETUP_HINT, Chromium, find_chromium, inspect_workflow, open_comfyui  # noqa: E402
 from harness.headless import ComfyServer, default_host  # noqa: E402
 from harness.catalogue_text import model_links, note_line  # noqa: E402
-from harness.workflows import api_differences  # noqa: E402
-from models.files import CatalogueFile, catalogue_file  # noqa: E402
+from harness.workflows import api_differences, files_by_node  # noqa: E402
 
 _PYPROJECT = (REPO / "pyproject.toml").read_text()
 PACK_ID = re.search(r'^name = "([^"]+)"', _PYPROJECT, re.M).group(1)
@@ -50,15 +49,8 @@ FOOTER = ("Folders listed for `ssdiff`, `facedetection` or `facerestore_models` 
           "facenet-pytorch==2.6.0`). The checkpoints carry their own (partly non-commercial) licences.")
 
 
-def workflow_files(api: dict) -> dict[str, list[CatalogueFile]]:
-    """Node id -> the catalogue files its inputs name."""
-    named = {node_id: [catalogue_file(value) for value in node["inputs"].values() if isinstance(value, str)]
-             for node_id, node in api.items()}
-    return {node_id: [entry for entry in entries if entry] for node_id, entries in named.items() if any(entries)}
-
-
 def note(api: dict, title: str, about: str, image: str) -> str:
-    files = [entry for entries in workflow_files(api).values() for entry in entries]
+    files = [entry for entries in files_by_node(api).values() for entry in entries]
     lines = [f"## {title}", "", about, "", "**Checkpoints** (choose each file in its loader node):",
              *[note_line(entry) for entry in files], "", f"**Input**: {image}", "", FOOTER]
     return "\n".join(lines)
@@ -245,7 +237,7 @@ def saved_view(workflow: dict) -> dict:
 def export(browser: Chromium, name: str, layout: dict, comfyui_version: str) -> dict:
     api = json.loads((REPO / "workflows" / f"{name}_api.json").read_text())
     spec = {"name": f"{name}.json", "columns": layout["columns"], "note": note(api, *layout["note"]), "gap": 30,
-            "models": {node_id: model_links(entries) for node_id, entries in workflow_files(api).items()},
+            "models": {node_id: model_links(entries) for node_id, entries in files_by_node(api).items()},
             "note_width": 420, "note_height": 520, "image_preview_height": 320, "pack_id": PACK_ID, "pack_version": PACK_VERSION,
             "comfyui_version": comfyui_version}
     result = json.loads(browser.evaluate(f"{BUILD_JS}({json.dumps(api)}, {json.dumps(spec)})", timeout=120))

@@ -26,7 +26,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.append(str(REPO))
 
-from harness.downloads import download_all, missing_files, workflow_files  # noqa: E402
+from harness.downloads import download_all, missing_files  # noqa: E402
+from harness.workflows import workflow_files  # noqa: E402
 from harness.headless import ComfyServer, default_host  # noqa: E402
 from harness.outputs import copy_atomically, output_path  # noqa: E402
 from harness.jobs import set_steps, with_stand_ins  # noqa: E402
