@@ -6,7 +6,7 @@ from typing import Callable
 
 import comfy.utils
 
-from .sampling import check_interrupt
+from .device import check_interrupt
 
 
 def step_reporter(total: int) -> Callable[[int, float], None]:

@@ -3,7 +3,7 @@ correct, and one-stop sampling with ComfyUI's progress bar, previews and Cancel.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Literal
 
 import torch
 
@@ -22,17 +22,10 @@ from ..ssdiff_core.pixel_space import IdentityMap, PixelMap
 from ..ssdiff_core.pseudo_targets import PseudoTargetGuidance, partial_grid, start_sample
 from ..ssdiff_core.sampler import Guidance, ItemNoise, StepFunction, sample_ssdiff
 from ..ssdiff_core.schedule import respaced_sigmas
+from ..ssdiff_core.variant import PAPER, MethodVariant
+from .device import check_interrupt, compute_device
 from .face_model import empty_conditioning, schedule_sigmas
 from .pixel_maps import LATENT_GUIDANCE, LatentGuidance, is_pixel_model, latent_pixel_map, vae_scale
-
-
-def compute_device() -> torch.device:
-    return comfy.model_management.get_torch_device()
-
-
-def check_interrupt() -> None:
-    """Raises ComfyUI's interruption when the user pressed Cancel."""
-    comfy.model_management.throw_exception_if_processing_interrupted()
 
 
 BaseSampler = Literal["ddpm_learned_variance", "euler", "euler_ancestral", "heun", "dpm_2", "dpm_2_ancestral",
@@ -120,7 +113,7 @@ def _host_sampler_function(model, x, sigmas, extra_args=None, callback=None, dis
                            guidance: Guidance | None = None, base_sampler: BaseSampler = LEARNED_VARIANCE_DDPM,
                            vae: comfy.sd.VAE | None = None, latent_guidance: LatentGuidance = "vae_decoder",
                            step_noise: ItemNoise | None = None, space: ModelSpace | None = None):
-    if space is None:  # SamplerCustom: the sampler is all this run knows of; sample_face checked its own
+    if space is None:  # SamplerCustom: the sampler is all this run knows of; plan_faces checked a one-stop run
         base_model = model.inner_model.inner_model
         space = model_space(base_model, vae, latent_guidance)
         require_matching_latent(base_model, space, x)
@@ -169,19 +162,32 @@ class Conditioning:
     cfg: float = 1.0
 
 
-def sample_face(model: comfy.model_patcher.ModelPatcher, guidance_at: Callable[[int], Guidance], batch: int,
-                size: tuple[int, int], seed: int, steps: int, base_sampler: BaseSampler = LEARNED_VARIANCE_DDPM,
-                conditioning: Conditioning = Conditioning(), vae: comfy.sd.VAE | None = None,
-                latent_guidance: LatentGuidance = "vae_decoder") -> torch.Tensor:
-    """One-stop sampling of `batch` faces of `size` (height, width) from pure noise over `steps`
-    respaced DDPM steps; item i of the batch uses seed + i. The guidance is built padded to the
-    model's multiple (`guidance_at(multiple)`), sampled, and cropped back to `size`. A latent
-    model samples latents under the given conditioning, decoded by `vae`.
-    Returns B x 3 x H x W in [-1, 1]."""
+@dataclass(frozen=True)
+class FacePlan:
+    """What a one-stop run samples in: the model's space, and the multiple its image sides need."""
+    space: ModelSpace
+    multiple: int
+
+
+def plan_faces(model: comfy.model_patcher.ModelPatcher, batch: int, size: tuple[int, int],
+               vae: comfy.sd.VAE | None = None, latent_guidance: LatentGuidance = "vae_decoder") -> FacePlan:
+    """Works out the model's space and multiple for `batch` faces of `size` (height, width), and
+    refuses a face DDPM step too big for the device before any image-sized tensor is made."""
     space = model_space(model.model, vae, latent_guidance)
     if space.pixel_space:
         require_room_for_step(model.get_model_object("diffusion_model"), (batch, 3, *size), model.model.get_dtype())
-    guidance = guidance_at(pixel_multiple(model, space, vae))
+    return FacePlan(space, pixel_multiple(model, space, vae))
+
+
+def sample_face(model: comfy.model_patcher.ModelPatcher, guidance: Guidance, plan: FacePlan, batch: int, seed: int,
+                steps: int, base_sampler: BaseSampler = LEARNED_VARIANCE_DDPM,
+                conditioning: Conditioning = Conditioning(), vae: comfy.sd.VAE | None = None,
+                latent_guidance: LatentGuidance = "vae_decoder") -> torch.Tensor:
+    """One-stop sampling of `batch` faces at the guidance's sample size (a multiple of
+    `plan.multiple`) from pure noise over `steps` respaced DDPM steps; item i of the batch uses
+    seed + i. A latent model samples latents under the given conditioning, decoded by `vae`.
+    Returns B x 3 x H x W in [-1, 1] at the sample size."""
+    space = plan.space
     sample_height, sample_width = guidance.sample_size
     if space.pixel_space:
         shape = (batch, 3, sample_height, sample_width)
@@ -204,31 +210,33 @@ def sample_face(model: comfy.model_patcher.ModelPatcher, guidance_at: Callable[[
         disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
     if not space.pixel_space:
         samples = vae.decode(samples).movedim(-1, 1)[:, :3].float() * 2 - 1
-    height, width = size
-    return samples.clamp(-1, 1)[..., :height, :width]
+    return samples.clamp(-1, 1)
 
 
-def sample_pseudo_targets(model: comfy.model_patcher.ModelPatcher,
-                          guidance_at: Callable[[int], PseudoTargetGuidance], size: tuple[int, int], seed: int,
-                          steps: int, start: float, reference_compat: bool = False) -> torch.Tensor:
-    """One-stop pseudo-targets of the guidance's coarse restorations (B x 3 x H x W in [-1, 1] of
-    `size`, padded to the model's multiple by `guidance_at(multiple)`): each diffused to `start`
-    of the schedule with its own noise (item i: seed + i) and sampled back over the rest of
-    `steps` respaced DDPM steps. Returns B x 3 x H x W in [-1, 1] of `size`."""
+def plan_pseudo_targets(model: comfy.model_patcher.ModelPatcher) -> FacePlan:
+    """Pseudo-targets are sampled by the face DDPM: its space and multiple; a latent model refused."""
     space = model_space(model.model, None, "vae_decoder")
     if not space.pixel_space:
         raise ValueError("pseudo-targets are sampled by the face DDPM (SSDiff Face Diffusion Loader), a pixel-space "
                          "MODEL: this one samples latents")
-    guidance = guidance_at(pixel_multiple(model, space, None))
+    return FacePlan(space, pixel_multiple(model, space, None))
+
+
+def sample_pseudo_targets(model: comfy.model_patcher.ModelPatcher, guidance: PseudoTargetGuidance, plan: FacePlan,
+                          seed: int, steps: int, start: float, variant: MethodVariant = PAPER) -> torch.Tensor:
+    """One-stop pseudo-targets of the guidance's coarse restorations (B x 3 x H x W in [-1, 1],
+    padded to `plan.multiple`): each diffused to `start` of the schedule with its own noise (item
+    i: seed + i) and sampled back over the rest of `steps` respaced DDPM steps. Returns
+    B x 3 x H x W in [-1, 1] at the guidance's sample size."""
+    space = plan.space
     shape = (guidance.coarse.shape[0], 3, *guidance.sample_size)
     require_room_for_step(model.get_model_object("diffusion_model"), shape, model.model.get_dtype())
     sigmas, first, noised = partial_grid(respaced_sigmas(steps, space.discrete_sigmas), space.discrete_sigmas,
-                                         start, reference_compat)
+                                         start, variant)
     x_start = start_sample(guidance.coarse.float(), ItemNoise(seed, shape).draw(), first, noised)
     positive = negative = empty_conditioning()
     samples = comfy.sample.sample_custom(
         model, torch.zeros(shape), 1.0, guided_sampler(guidance, space=space), sigmas, positive, negative, x_start,
         callback=latent_preview.prepare_callback(model, len(sigmas) - 1),
         disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
-    height, width = size
-    return samples.clamp(-1, 1)[..., :height, :width]
+    return samples.clamp(-1, 1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
-from ..comfy_adapter import sampling
+from ..comfy_adapter import device
 from ..models import cap_vstnet
 from ..priors.cap_vstnet_transfer import CapVstnetTransfer
 from ..ssdiff_core.colour_transfer import masked_mean_std_transfer
@@ -33,7 +33,7 @@ class SSDiffColourTransferLoader(CheckpointLoader):
     @checked_inputs
     def execute(cls, model_name: str) -> io.NodeOutput:
         network = cls.load(model_name, cap_vstnet.build)
-        return io.NodeOutput(CapVstnetTransfer(network.float().to(sampling.compute_device())))
+        return io.NodeOutput(CapVstnetTransfer(network.float().to(device.compute_device())))
 
 
 class SSDiffColourTransfer(io.ComfyNode):

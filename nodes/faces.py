@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
-from ..comfy_adapter import sampling
+from ..comfy_adapter import device
 from ..models import mtcnn, retinaface
 from ..models.files import FACE_DETECTION_FOLDER
 from ..priors.face_detection import mtcnn_detector, retinaface_detector
@@ -42,11 +42,11 @@ class SSDiffFaceDetectorLoader(CheckpointLoader):
     @classmethod
     @checked_inputs
     def execute(cls, model_name: str) -> io.NodeOutput:
-        device = sampling.compute_device()
+        target = device.compute_device()
         with torch.inference_mode(False):
             if model_name == mtcnn.CHOICE:
-                return io.NodeOutput(mtcnn_detector(mtcnn.build(device)))
-            network = cls.load(model_name, lambda state_dict: retinaface.build(state_dict, device))
+                return io.NodeOutput(mtcnn_detector(mtcnn.build(target)))
+            network = cls.load(model_name, lambda state_dict: retinaface.build(state_dict, target))
         return io.NodeOutput(retinaface_detector(network))
 
 
@@ -86,7 +86,7 @@ class SSDiffFaceCrop(io.ComfyNode):
                 min_eye_distance: float, confidence: float, mask: torch.Tensor | None = None) -> io.NodeOutput:
         photos = boundary.image_to_rgb(image)
         faces, masks, info = crop_faces(detector, photos, crop_size, selection, index, min_eye_distance,
-                                        confidence or None, mask, sampling.check_interrupt)
+                                        confidence or None, mask, device.check_interrupt)
         return io.NodeOutput(boundary.channels_last(faces), masks, info)
 
 

@@ -7,7 +7,7 @@ import json
 import torch
 from comfy_api.latest import io
 
-from ..comfy_adapter import sampling
+from ..comfy_adapter import device, sampling
 from ..models import face_recognition
 from ..priors.identity import identity_embeddings
 from ..priors.parsing import FaceParser, parse_faces
@@ -37,7 +37,7 @@ class SSDiffFaceRecognitionLoader(CheckpointLoader):
     @classmethod
     @checked_inputs
     def execute(cls, model_name: str) -> io.NodeOutput:
-        return io.NodeOutput(cls.load(model_name, face_recognition.build).to(sampling.compute_device()))
+        return io.NodeOutput(cls.load(model_name, face_recognition.build).to(device.compute_device()))
 
 
 class SSDiffIterate(io.ComfyNode):
@@ -72,19 +72,27 @@ class SSDiffIterate(io.ComfyNode):
 
     @classmethod
     @checked_inputs
-    def execute(cls, model, image: torch.Tensor, coarse_restoration: torch.Tensor, seed: int, steps: int,
-                base_sampler: str, latent_guidance: str, cfg: float, rounds: int, min_change: float,
-                parser: FaceParser | None = None, face_recognition: torch.nn.Module | None = None, vae=None, positive=None, negative=None,
-                **stage_options) -> io.NodeOutput:
+    def execute(cls, model, image: torch.Tensor, coarse_restoration: torch.Tensor, pseudo_reference: torch.Tensor,
+                seed: int, steps: int, base_sampler: str, latent_guidance: str, cfg: float, reference_compat: bool,
+                rounds: int, min_change: float, scratch_mask: torch.Tensor | None = None,
+                parsing: torch.Tensor | None = None, colour_reference: torch.Tensor | None = None,
+                colour_transfer=None, colour_region: torch.Tensor | None = None, parser: FaceParser | None = None,
+                face_recognition: torch.nn.Module | None = None, vae=None, positive=None, negative=None,
+                **settings) -> io.NodeOutput:
+        """`settings`: stage 2's declared settings (SelectiveGuidance), the same each round."""
         conditioning = sampling.Conditioning(positive, negative, cfg)
 
         def restore(coarse: torch.Tensor) -> torch.Tensor:
-            stage = stage_guidance.SelectiveInputs(image=image, coarse_restoration=coarse, **stage_options)
-            return stage_guidance.sample_stage(model, stage, seed, steps, base_sampler, conditioning, vae,
-                                               latent_guidance)
+            def guidance_at(multiple: int):
+                return stage_guidance.selective_guidance(
+                    image, coarse, pseudo_reference, settings, reference_compat, scratch_mask, parsing,
+                    colour_reference, colour_transfer, colour_region, multiple)
+
+            return stage_guidance.sample_stage(model, guidance_at, image, seed, steps, base_sampler, conditioning,
+                                               vae, latent_guidance)
 
         def regions(images: torch.Tensor) -> torch.Tensor:
-            return parse_faces(parser, boundary.image_to_rgb(images), sampling.check_interrupt)
+            return parse_faces(parser, boundary.image_to_rgb(images), device.check_interrupt)
 
         coarse = boundary.channels_last(boundary.match_size(boundary.image_to_rgb(coarse_restoration),
                                                             tuple(image.shape[1:3]), "coarse_restoration"))

@@ -4,9 +4,10 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
-from ..comfy_adapter import sampling
+from ..comfy_adapter import device
 from ..models import face_parsing
 from ..priors.parsing import FaceParser, parse_faces, preview
+from ..ssdiff_core.variant import variant_of
 from ..ssdiff_core.regions import CELEBAMASK_HQ_LABELS, REGION_GROUPS, region_mask, resolve_regions
 from . import boundary
 from .loaders import CheckpointLoader
@@ -33,7 +34,7 @@ class SSDiffFaceParserLoader(CheckpointLoader):
     @checked_inputs
     def execute(cls, model_name: str) -> io.NodeOutput:
         network, backend = cls.load(model_name, face_parsing.build)
-        return io.NodeOutput(FaceParser(network.to(sampling.compute_device()), backend))
+        return io.NodeOutput(FaceParser(network.to(device.compute_device()), backend))
 
 
 class SSDiffFaceParse(io.ComfyNode):
@@ -74,8 +75,8 @@ class SSDiffFaceParse(io.ComfyNode):
     @checked_inputs
     def execute(cls, parser: FaceParser, image: torch.Tensor, regions: str,
                 reference_compat: bool) -> io.NodeOutput:
-        labels = parse_faces(parser, boundary.image_to_rgb(image), sampling.check_interrupt,
-                             released_code=reference_compat)
+        labels = parse_faces(parser, boundary.image_to_rgb(image), device.check_interrupt,
+                             variant=variant_of(reference_compat))
         mask = region_mask(labels, resolve_regions(regions))[:, 0].float()
         return io.NodeOutput(labels, mask, preview(labels))
 

@@ -31,10 +31,14 @@ class SSDiffPseudoReference(io.ComfyNode):
     @classmethod
     @checked_inputs
     def execute(cls, model, image: torch.Tensor, seed: int, steps: int, base_sampler: str, latent_guidance: str,
-                cfg: float, vae=None, positive=None, negative=None, **stage_options) -> io.NodeOutput:
-        stage = stage_guidance.PseudoReferenceInputs(image=image, **stage_options)
+                cfg: float, reference_compat: bool, scratch_mask: torch.Tensor | None = None, vae=None,
+                positive=None, negative=None, **settings) -> io.NodeOutput:
+        """`settings`: stage 1's declared settings (PseudoReferenceGuidance: scale, repeats, s_start, s_end)."""
+        def guidance_at(multiple: int):
+            return stage_guidance.pseudo_reference_guidance(image, settings, reference_compat, scratch_mask, multiple)
+
         return io.NodeOutput(stage_guidance.sample_stage(
-            model, stage, seed, steps, base_sampler, sampling.Conditioning(positive, negative, cfg), vae,
+            model, guidance_at, image, seed, steps, base_sampler, sampling.Conditioning(positive, negative, cfg), vae,
             latent_guidance))
 
 
@@ -58,6 +62,8 @@ class SSDiffPseudoReferenceSampler(io.ComfyNode):
 
     @classmethod
     @checked_inputs
-    def execute(cls, base_sampler: str, latent_guidance: str, vae=None, **stage_options) -> io.NodeOutput:
-        guidance = stage_guidance.PseudoReferenceInputs(**stage_options).guidance()
+    def execute(cls, image: torch.Tensor, base_sampler: str, latent_guidance: str, reference_compat: bool,
+                scratch_mask: torch.Tensor | None = None, vae=None, **settings) -> io.NodeOutput:
+        """`settings`: stage 1's declared settings (PseudoReferenceGuidance: scale, repeats, s_start, s_end)."""
+        guidance = stage_guidance.pseudo_reference_guidance(image, settings, reference_compat, scratch_mask)
         return io.NodeOutput(sampling.guided_sampler(guidance, base_sampler, vae, latent_guidance))

@@ -8,6 +8,7 @@ from comfy_api.latest import io
 from ..comfy_adapter import sampling
 from ..ssdiff_core import pseudo_targets
 from ..ssdiff_core.pseudo_targets import PseudoTargetGuidance
+from ..ssdiff_core.variant import variant_of
 from . import boundary
 from .input_checks import checked_inputs
 
@@ -57,14 +58,13 @@ class SSDiffPseudoTargets(io.ComfyNode):
     @checked_inputs
     def execute(cls, model, coarse_restoration: torch.Tensor, constraint_end: float, filter_factor: int, seed: int,
                 steps: int, start: float, reference_compat: bool) -> io.NodeOutput:
+        plan = sampling.plan_pseudo_targets(model)
         coarse = boundary.image_to_model(coarse_restoration)
-
-        def guidance_at(multiple: int) -> PseudoTargetGuidance:
-            return PseudoTargetGuidance(boundary.pad_to_multiple(coarse, multiple), constraint_end, filter_factor)
-
-        targets = sampling.sample_pseudo_targets(model, guidance_at, tuple(coarse.shape[-2:]), seed, steps, start,
-                                                 reference_compat)
-        return io.NodeOutput(boundary.model_to_image(targets))
+        guidance = PseudoTargetGuidance(boundary.pad_to_multiple(coarse, plan.multiple), constraint_end, filter_factor)
+        targets = sampling.sample_pseudo_targets(model, guidance, plan, seed, steps, start,
+                                                 variant_of(reference_compat))
+        height, width = coarse.shape[-2:]
+        return io.NodeOutput(boundary.model_to_image(targets[..., :height, :width]))
 
 
 class SSDiffPseudoTargetSampler(io.ComfyNode):

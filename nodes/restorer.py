@@ -7,7 +7,7 @@ import functools
 import torch
 from comfy_api.latest import io
 
-from ..comfy_adapter import sampling
+from ..comfy_adapter import device
 from ..models import face_restorers
 from ..priors.coarse import coarse_restore
 from . import boundary
@@ -35,7 +35,7 @@ class SSDiffFaceRestorerLoader(CheckpointLoader):
     @checked_inputs
     def execute(cls, model_name: str) -> io.NodeOutput:
         restorer = cls.load(model_name, face_restorers.build)
-        restorer.network.to(sampling.compute_device())
+        restorer.network.to(device.compute_device())
         return io.NodeOutput(restorer)
 
 
@@ -65,5 +65,5 @@ class SSDiffCoarseRestore(io.ComfyNode):
     def execute(cls, restorer: face_restorers.FaceRestorer, image: torch.Tensor, fidelity: float,
                 adain: bool = False) -> io.NodeOutput:
         restored = coarse_restore(functools.partial(restorer, fidelity=fidelity, adain=adain),
-                                  boundary.image_to_rgb(image), restorer.face_size, sampling.check_interrupt)
+                                  boundary.image_to_rgb(image), restorer.face_size, device.check_interrupt)
         return io.NodeOutput(boundary.channels_last(restored))

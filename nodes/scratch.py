@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
-from ..comfy_adapter import sampling
+from ..comfy_adapter import device
 from ..models import scratch_detection
 from ..priors.scratch import RESIZE_MODES, detect_scratch_probability, scratch_mask
 from . import boundary
@@ -32,7 +32,7 @@ class SSDiffScratchDetectorLoader(CheckpointLoader):
     @checked_inputs
     def execute(cls, model_name: str) -> io.NodeOutput:
         network = cls.load(model_name, scratch_detection.build)
-        return io.NodeOutput(network.to(sampling.compute_device()))
+        return io.NodeOutput(network.to(device.compute_device()))
 
 
 class SSDiffScratchMask(io.ComfyNode):
@@ -65,6 +65,6 @@ class SSDiffScratchMask(io.ComfyNode):
     def execute(cls, detector, image: torch.Tensor, threshold: float, dilation: int, resize_mode: str,
                 add_mask: torch.Tensor | None = None, erase_mask: torch.Tensor | None = None) -> io.NodeOutput:
         probability = detect_scratch_probability(detector, boundary.image_to_rgb(image), resize_mode,
-                                                 sampling.check_interrupt)
+                                                 device.check_interrupt)
         mask = scratch_mask(probability, threshold, dilation, add_mask, erase_mask)
         return io.NodeOutput(mask[:, 0], probability[:, 0])

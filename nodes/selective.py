@@ -32,11 +32,21 @@ class SSDiffSampler(io.ComfyNode):
 
     @classmethod
     @checked_inputs
-    def execute(cls, model, image: torch.Tensor, seed: int, steps: int, base_sampler: str, latent_guidance: str,
-                cfg: float, vae=None, positive=None, negative=None, **stage_options) -> io.NodeOutput:
-        stage = stage_guidance.SelectiveInputs(image=image, **stage_options)
+    def execute(cls, model, image: torch.Tensor, coarse_restoration: torch.Tensor, pseudo_reference: torch.Tensor,
+                seed: int, steps: int, base_sampler: str, latent_guidance: str, cfg: float, reference_compat: bool,
+                scratch_mask: torch.Tensor | None = None, parsing: torch.Tensor | None = None,
+                colour_reference: torch.Tensor | None = None, colour_transfer=None,
+                colour_region: torch.Tensor | None = None, vae=None, positive=None, negative=None,
+                **settings) -> io.NodeOutput:
+        """`settings`: stage 2's declared settings (SelectiveGuidance: t1, scale, the three weights,
+        repeats, s_start, s_end)."""
+        def guidance_at(multiple: int):
+            return stage_guidance.selective_guidance(
+                image, coarse_restoration, pseudo_reference, settings, reference_compat, scratch_mask, parsing,
+                colour_reference, colour_transfer, colour_region, multiple)
+
         return io.NodeOutput(stage_guidance.sample_stage(
-            model, stage, seed, steps, base_sampler, sampling.Conditioning(positive, negative, cfg), vae,
+            model, guidance_at, image, seed, steps, base_sampler, sampling.Conditioning(positive, negative, cfg), vae,
             latent_guidance))
 
 
@@ -61,6 +71,14 @@ class SSDiffSelectiveSampler(io.ComfyNode):
 
     @classmethod
     @checked_inputs
-    def execute(cls, base_sampler: str, latent_guidance: str, vae=None, **stage_options) -> io.NodeOutput:
-        guidance = stage_guidance.SelectiveInputs(**stage_options).guidance()
+    def execute(cls, image: torch.Tensor, coarse_restoration: torch.Tensor, pseudo_reference: torch.Tensor,
+                base_sampler: str, latent_guidance: str, reference_compat: bool,
+                scratch_mask: torch.Tensor | None = None, parsing: torch.Tensor | None = None,
+                colour_reference: torch.Tensor | None = None, colour_transfer=None,
+                colour_region: torch.Tensor | None = None, vae=None, **settings) -> io.NodeOutput:
+        """`settings`: stage 2's declared settings (SelectiveGuidance: t1, scale, the three weights,
+        repeats, s_start, s_end)."""
+        guidance = stage_guidance.selective_guidance(
+            image, coarse_restoration, pseudo_reference, settings, reference_compat, scratch_mask, parsing,
+            colour_reference, colour_transfer, colour_region)
         return io.NodeOutput(sampling.guided_sampler(guidance, base_sampler, vae, latent_guidance))

@@ -1,24 +1,31 @@
-"""Inputs of the two guidance stages, shared by each stage's one-stop node and SAMPLER node, and
-the one check they need beyond their widgets' ranges."""
+"""Inputs of the two guidance stages, shared by each stage's one-stop node and SAMPLER node: the
+images and masks that guide, each stage's settings as the core declares them, how to sample, and
+the one check they need beyond their widgets' ranges (the repeat window's own)."""
 from __future__ import annotations
 
 from comfy_api.latest import io
 
 from ..comfy_adapter import pixel_maps, sampling
+from ..ssdiff_core import settings
+from ..ssdiff_core.guidance import PseudoReferenceGuidance, SelectiveGuidance
+from ..ssdiff_core.schedule import RepeatWindow
 from .types import ColourTransferType, ParsingType
 
 SCRATCH_MASK_TOOLTIP = "1 = scratched or broken pixel. Leave empty for blur/fading only."
 
 
-def repeat_inputs() -> list[io.Input]:
-    return [
-        io.Int.Input("repeats", default=1, min=1, max=10,
-                     tooltip="N: guided steps at each noise level inside (s_end, s_start)"),
-        io.Float.Input("s_start", default=1.0, min=0.0, max=1.0, step=0.01,
-                       tooltip="upper end of the repeat window, as a fraction of the schedule"),
-        io.Float.Input("s_end", default=0.7, min=0.0, max=1.0, step=0.01,
-                       tooltip="lower end of the repeat window, as a fraction of the schedule"),
-    ]
+def setting_inputs(stage: type) -> list[io.Input]:
+    """The widgets of a stage's settings, as the core declares them (ssdiff_core.settings): name,
+    default, range, step and tooltip come from the stage's dataclass and nowhere else."""
+    inputs = []
+    for entry in settings.declared(stage):
+        if isinstance(entry.default, int):
+            inputs.append(io.Int.Input(entry.name, default=entry.default, min=entry.minimum, max=entry.maximum,
+                                       tooltip=entry.tooltip))
+        else:
+            inputs.append(io.Float.Input(entry.name, default=entry.default, min=entry.minimum, max=entry.maximum,
+                                         step=entry.step, tooltip=entry.tooltip))
+    return inputs
 
 
 def base_sampler_input() -> io.Input:
@@ -48,11 +55,14 @@ def compat_input() -> io.Input:
 
 
 def validate_repeat_window(s_start: float | None, s_end: float | None) -> bool | str:
-    """None: that end arrives through a link, and the window is checked when the node executes."""
+    """The repeat window's own check (RepeatWindow); None: that end arrives through a link, and the
+    window is checked when the node executes."""
     if s_start is None or s_end is None:
         return True
-    if not 0.0 <= s_end <= s_start <= 1.0:
-        return f"need 0 <= s_end <= s_start <= 1 (fractions of the schedule), got s_start={s_start}, s_end={s_end}"
+    try:
+        RepeatWindow(start=s_start, end=s_end)
+    except ValueError as error:
+        return str(error)
     return True
 
 
@@ -60,9 +70,7 @@ def pseudo_reference_inputs() -> list[io.Input]:
     return [
         io.Image.Input("image", tooltip="aligned degraded face"),
         io.Mask.Input("scratch_mask", optional=True, tooltip=SCRATCH_MASK_TOOLTIP),
-        io.Float.Input("scale", default=0.001, min=0.0, max=1.0, step=0.0001,
-                       tooltip="s1: guidance step relative to the sampler's own step"),
-        *repeat_inputs(),
+        *setting_inputs(PseudoReferenceGuidance),
         base_sampler_input(),
         *latent_inputs(),
         compat_input(),
@@ -86,14 +94,7 @@ def selective_inputs() -> list[io.Input]:
         io.Mask.Input("colour_region", optional=True,
                       tooltip="where the colour term acts, e.g. FaceParse's mask of 'face' for a stylised "
                               "face; default: all but background, cloth and hair"),
-        io.Float.Input("t1", default=0.4, min=0.01, max=0.99, step=0.01,
-                       tooltip="T1 as a fraction of the schedule: reference structure above, colour below"),
-        io.Float.Input("scale", default=0.0035, min=0.0, max=1.0, step=0.0001,
-                       tooltip="s2: guidance step relative to the sampler's own step"),
-        io.Float.Input("structure_weight", default=1.0, min=0.0, max=1000.0, step=0.1),
-        io.Float.Input("reference_weight", default=100.0, min=0.0, max=10000.0, step=1.0),
-        io.Float.Input("colour_weight", default=20.0, min=0.0, max=1000.0, step=0.1),
-        *repeat_inputs(),
+        *setting_inputs(SelectiveGuidance),
         base_sampler_input(),
         *latent_inputs(),
         compat_input(),

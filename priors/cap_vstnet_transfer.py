@@ -8,9 +8,13 @@ are whitened and re-coloured with the style's feature statistics (cWCT), then ma
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:  # priors hold the method's variant, never import the method
+    from ..ssdiff_core.variant import MethodVariant
 
 MIN_REGION_PIXELS = 11
 """A region needs more than 10 pixels in both images for its statistics to count (upstream's
@@ -143,7 +147,7 @@ class CapVstnetTransfer:
     count, in both images.
 
     The network saw [0, 1] images in training, so inputs are mapped there (and clamped), and the
-    output is clamped to [0, 1] and mapped back. With `released_code`, the network gets the
+    output is clamped to [0, 1] and mapped back. Under the RELEASED_CODE variant, the network gets the
     [-1, 1] images as they are and its output is used unclamped, as the released SSDiff code's
     `run_style_transfer_tensor` does (`reference_compat`). Its sides must be multiples of
     `network.down_scale` (4): upstream floors the image to them, which loses pixels; here both
@@ -158,10 +162,15 @@ class CapVstnetTransfer:
     """
     network: torch.nn.Module
     eps: float = 2e-5
-    released_code: bool = False
+    variant: MethodVariant | None = None
+    """None: the paper's intent; the stages hand their own (for_variant)."""
 
-    def as_released_code(self) -> "CapVstnetTransfer":
-        return replace(self, released_code=True)
+    def for_variant(self, variant: MethodVariant) -> "CapVstnetTransfer":
+        return replace(self, variant=variant)
+
+    @property
+    def released_code(self) -> bool:
+        return self.variant is not None and self.variant.colour_network_unclamped
 
     def _network_input(self, image: torch.Tensor) -> torch.Tensor:
         return image if self.released_code else ((image + 1) / 2).clamp(0, 1)

@@ -9,10 +9,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import TYPE_CHECKING, Callable, Literal
 
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:  # priors hold the method's variant, never import the method
+    from ..ssdiff_core.variant import MethodVariant
 
 
 PARSING_SIZE = 512
@@ -62,10 +65,10 @@ def normalise_for_parsing(image: torch.Tensor) -> torch.Tensor:
     return (image - mean) / std
 
 
-def _network_input(parser: FaceParser, faces: torch.Tensor, released_code: bool) -> torch.Tensor:
+def _network_input(parser: FaceParser, faces: torch.Tensor, variant: MethodVariant | None) -> torch.Tensor:
     if parser.backend == "parsenet":
         return faces * 2 - 1
-    if released_code and parser.backend == "bisenet_resnet":
+    if variant is not None and variant.parser_input_unnormalised and parser.backend == "bisenet_resnet":
         # The released SSDiff code hands its parser the [-1, 1] image without normalisation.
         return faces * 2 - 1
     return normalise_for_parsing(faces)
@@ -85,10 +88,11 @@ def pil_nearest_indices(size: int, source_size: int) -> torch.Tensor:
 
 
 def parse_faces(parser: FaceParser, faces: torch.Tensor, check_interrupt: Callable[[], None] | None = None, *,
-                released_code: bool = False) -> torch.Tensor:
+                variant: MethodVariant | None = None) -> torch.Tensor:
     """B x 3 x H x W RGB in [0, 1] -> B x H x W CelebAMask-HQ labels (int64). Each face is
     parsed at 512 x 512, the size the networks were trained at, and the labels resized back as
-    the reference does. `released_code`: the input as the released SSDiff code gives it."""
+    the reference does. `variant` (None: the paper): RELEASED_CODE gives the input as the released SSDiff
+    code does."""
     labels = []
     to_celebamask = torch.tensor(PARSENET_TO_CELEBAMASK_HQ, device=parser.device)
     height, width = faces.shape[-2:]
@@ -100,7 +104,7 @@ def parse_faces(parser: FaceParser, faces: torch.Tensor, check_interrupt: Callab
         resized = F.interpolate(face[None].float().to(parser.device), size=(PARSING_SIZE, PARSING_SIZE),
                                 mode="bilinear", align_corners=False, antialias=True)
         with torch.no_grad():
-            logits = parser.network(_network_input(parser, resized, released_code))[0]
+            logits = parser.network(_network_input(parser, resized, variant))[0]
         label = logits.argmax(dim=1)[:, rows][:, :, columns]
         if parser.backend == "parsenet":
             label = to_celebamask[label]

@@ -13,6 +13,7 @@ from .ddpm import Transition
 from .masks import SelectiveMasks
 from .pixel_space import IdentityMap, PixelMap, ToPixels, latent_resolution
 from .schedule import RepeatWindow, StepTime
+from .settings import setting
 from .variant import PAPER, MethodVariant
 
 
@@ -66,7 +67,7 @@ class PseudoReferenceGuidance:
     from fixed CelebA-HQ statistics. g is zeroed on every scratch pixel."""
     degraded: torch.Tensor
     scratch: torch.Tensor
-    scale: float = 0.001
+    scale: float = setting(0.001, 0.0, 1.0, "s1: guidance step relative to the sampler's own step", 0.0001)
     lightness_weight: float = 1.0
     colour_weight: float = 1.0
     colour_from_input_above: float = 0.65
@@ -136,11 +137,16 @@ class SelectiveGuidance:
     colour_target: torch.Tensor | None = None
     colour_region: torch.Tensor | None = None
     colour_transfer: ColourTransfer = masked_mean_std_transfer
-    t1: float = 0.4
-    scale: float = 0.0035
-    structure_weight: float = 1.0
-    reference_weight: float = 100.0
-    colour_weight: float = 20.0
+    t1: float = setting(0.4, 0.01, 0.99, "T1 as a fraction of the schedule: reference structure above, colour below",
+                        0.01)
+    scale: float = setting(0.0035, 0.0, 1.0, "s2: guidance step relative to the sampler's own step", 0.0001)
+    structure_weight: float = setting(1.0, 0.0, 1000.0, "structure term: the coarse restoration outside the grown "
+                                                        "scratches, at every step (the paper: 1)", 0.1)
+    reference_weight: float = setting(100.0, 0.0, 10000.0, "reference-structure term: the pseudo-reference's local "
+                                                            "gradients in damaged background, above T1 (the paper: "
+                                                            "100)", 1.0)
+    colour_weight: float = setting(20.0, 0.0, 1000.0, "colour term: the colour target on the face, below T1 (the "
+                                                      "paper: 20)", 0.1)
     repeat: RepeatWindow = field(default_factory=RepeatWindow)
     variant: MethodVariant = PAPER
 

@@ -11,7 +11,7 @@ steps are unconstrained. The result is a training target for a fast restorer.
 
 Boundaries are fractions of the original schedule, as SSDiff's stages are: the paper's start at
 150 and end at 90 of 250 respaced steps are 0.6 and 0.36. The released sampler noises R to the
-level one step above the first step it takes (DifFace's off-by-one); `reference_compat` keeps it.
+level one step above the first step it takes (DifFace's off-by-one); the RELEASED_CODE variant keeps it.
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from . import ddpm
 from .lowpass import low_frequencies
 from .pixel_space import IdentityMap, PixelMap
 from .schedule import RepeatWindow, StepTime, snap_to_schedule, timestep_of_sigma
+from .variant import PAPER, MethodVariant
 
 START = 0.6
 CONSTRAINT_END = 0.36
@@ -51,7 +52,7 @@ def start_sample(coarse: torch.Tensor, noise: torch.Tensor, first_sigma: float, 
 
 
 def partial_grid(sigmas: torch.Tensor, discrete_sigmas: torch.Tensor, start: float,
-                 reference_compat: bool = False) -> tuple[torch.Tensor, float, float]:
+                 variant: MethodVariant = PAPER) -> tuple[torch.Tensor, float, float]:
     """The steps of a grid (descending, ending with 0) from its first level at or below `start`
     of the schedule; that first level, and the level the coarse restoration is noised to: the
     same, or, as the released sampler does, the grid's level above it (both on the schedule)."""
@@ -61,7 +62,7 @@ def partial_grid(sigmas: torch.Tensor, discrete_sigmas: torch.Tensor, start: flo
     boundary = start * len(discrete_sigmas)
     first = next((i for i, sigma in enumerate(levels[:-1])
                   if sigma > 0 and timestep_of_sigma(sigma, discrete_sigmas) <= boundary), len(levels) - 2)
-    noised = levels[first - 1] if reference_compat and first > 0 else levels[first]
+    noised = levels[first - 1] if variant.pseudo_target_noised_above_first_step and first > 0 else levels[first]
     return sigmas[first:], levels[first], noised
 
 

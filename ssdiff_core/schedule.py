@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .settings import setting
+
 
 def timestep_of_sigma(sigma: float, discrete_sigmas: torch.Tensor) -> float:
     """Fractional DDPM index t of a noise level, interpolating log sigma between the model's
@@ -56,16 +58,20 @@ def respaced_sigmas(steps: int, discrete_sigmas: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class RepeatWindow:
-    """N guided steps at the same noise level while s_end * T < t < s_start * T."""
-    repeats: int = 1
-    start: float = 1.0
-    end: float = 0.7
+    """N guided steps at the same noise level while s_end * T < t < s_start * T (the paper's
+    repeat window, both stages)."""
+    repeats: int = setting(1, 1, 10, "N: guided steps at each noise level inside (s_end, s_start)")
+    start: float = setting(1.0, 0.0, 1.0, "upper end of the repeat window, as a fraction of the schedule", 0.01,
+                           name="s_start")
+    end: float = setting(0.7, 0.0, 1.0, "lower end of the repeat window, as a fraction of the schedule", 0.01,
+                         name="s_end")
 
     def __post_init__(self) -> None:
         if self.repeats < 1:
             raise ValueError(f"repeats (N) must be at least 1, got {self.repeats}")
         if not 0.0 <= self.end <= self.start <= 1.0:
-            raise ValueError(f"need 0 <= s_end <= s_start <= 1, got s_start={self.start}, s_end={self.end}")
+            raise ValueError(f"need 0 <= s_end <= s_start <= 1 (fractions of the schedule), got "
+                             f"s_start={self.start}, s_end={self.end}")
 
     def repeats_at(self, timestep: float, num_timesteps: int) -> int:
         inside = self.end * num_timesteps < timestep < self.start * num_timesteps

@@ -1,6 +1,6 @@
-"""Which SSDiff the guidance stages follow: the paper (`ssdiff-method.md`, the default) or the
-authors' released code, defects included (`reference_compat`). One policy object that the stages
-hold, so that neither the sampler nor the losses branch on a flag."""
+"""Which SSDiff the pack follows: the paper (`ssdiff-method.md`, the default) or the authors'
+released code, defects included (`reference_compat`). One policy object that the stages, the
+priors run for them and the pseudo-targets hold, so that nothing branches on a bare flag."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,6 +26,15 @@ class MethodVariant:
     colour_transfer_on_whole_images: bool
     """The released code whitens the colour-free regions of both images and transfers the whole
     images; the paper transfers the statistics of the face region."""
+    colour_network_unclamped: bool
+    """CAP-VSTNet gets the [-1, 1] images as they are and its output is used unclamped (released
+    code), or [0, 1] images as it was trained on, its output clamped (paper's intent)."""
+    parser_input_unnormalised: bool
+    """The BiSeNet-ResNet parser gets the [-1, 1] image without ImageNet normalisation (released
+    code), or normalised as it was trained."""
+    pseudo_target_noised_above_first_step: bool
+    """Pseudo-targets: the coarse restoration noised to the grid's level one step above the first
+    step taken (the released sampler's off-by-one), or to that first step's level."""
 
     def step_time(self, timestep: float, num_timesteps: int) -> StepTime:
         """Where a step at `timestep` of the original schedule sits, as this variant counts."""
@@ -35,10 +44,12 @@ class MethodVariant:
 
 PAPER = MethodVariant(integer_timesteps=False, per_image_norms=True, stage1_channel_norms_in_repeats=True,
                       reference_term=True, colour_target_at_first_step_below_t1=True,
-                      colour_transfer_on_whole_images=False)
+                      colour_transfer_on_whole_images=False, colour_network_unclamped=False,
+                      parser_input_unnormalised=False, pseudo_target_noised_above_first_step=False)
 RELEASED_CODE = MethodVariant(integer_timesteps=True, per_image_norms=False, stage1_channel_norms_in_repeats=False,
                               reference_term=False, colour_target_at_first_step_below_t1=False,
-                              colour_transfer_on_whole_images=True)
+                              colour_transfer_on_whole_images=True, colour_network_unclamped=True,
+                              parser_input_unnormalised=True, pseudo_target_noised_above_first_step=True)
 
 
 def variant_of(reference_compat: bool) -> MethodVariant:

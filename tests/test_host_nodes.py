@@ -192,10 +192,46 @@ def test_label_map_refuses_a_colour_preview(comfy):
         execute(comfy, "SSDiffLabelMapToParsing", label_map=torch.full((1, 8, 8, 3), 0.5))
 
 
-@pytest.mark.parametrize("declare, inputs_class", [("pseudo_reference_inputs", "PseudoReferenceInputs"),
-                                                    ("selective_inputs", "SelectiveInputs")])
-def test_each_stages_declared_inputs_are_the_fields_of_its_inputs_dataclass(pack, declare, inputs_class):
-    declared = {spec.id for spec in getattr(pack.nodes.stage_inputs, declare)()}
-    fields = {field.name for field in dataclasses.fields(getattr(pack.nodes.stage_guidance, inputs_class))}
-    sampler_inputs = {"base_sampler", "latent_guidance", "vae"}  # how to sample, not what guides
-    assert declared - sampler_inputs == fields
+STAGE_NODES = {"SSDiffPseudoReference": "PseudoReferenceGuidance",
+               "SSDiffPseudoReferenceSampler": "PseudoReferenceGuidance", "SSDiffSampler": "SelectiveGuidance", "SSDiffSelectiveSampler": "SelectiveGuidance",
+               "SSDiffIterate": "SelectiveGuidance"}
+
+
+@pytest.mark.parametrize("node_id, stage", sorted(STAGE_NODES.items()))
+def test_every_stage_setting_of_a_node_comes_from_the_cores_one_declaration(comfy, pack, node_id, stage):
+    """Name, default, range, step and tooltip of each setting widget are the core's declaration,
+    in the declaration's order (the workflows' widget order), and the node has no other widget of
+    the stage's settings."""
+    declared = pack.ssdiff_core.settings.declared(getattr(pack.ssdiff_core.guidance, stage))
+    assert declared and len({entry.name for entry in declared}) == len(declared)
+    inputs = [spec for spec in comfy.NODE_CLASS_MAPPINGS[node_id].define_schema().inputs]
+    widgets = {spec.id: spec for spec in inputs}
+    for entry in declared:
+        spec = widgets[entry.name]
+        assert (spec.default, spec.min, spec.max, spec.tooltip) == (entry.default, entry.minimum, entry.maximum,
+                                                                    entry.tooltip), entry.name
+        assert getattr(spec, "step", None) == entry.step or isinstance(entry.default, int), entry.name
+    names = [spec.id for spec in inputs]
+    positions = [names.index(entry.name) for entry in declared]
+    assert positions == list(range(positions[0], positions[0] + len(declared))), "declared settings stay together"
+
+
+def test_a_new_setting_declared_on_a_stage_reaches_its_widgets_and_its_guidance(pack):
+    """Adding a guidance term's weight is one declaration: the widget and the stage built from a
+    node's values follow from it."""
+    settings, guidance = pack.ssdiff_core.settings, pack.ssdiff_core.guidance
+
+    @dataclasses.dataclass(frozen=True)
+    class WithDummyTerm(guidance.SelectiveGuidance):
+        dummy_weight: float = settings.setting(0.5, 0.0, 2.0, "a dummy term", 0.1)
+
+    widgets = pack.nodes.stage_inputs.setting_inputs(WithDummyTerm)
+    assert [spec.id for spec in widgets][-1] == "dummy_weight" and widgets[-1].default == 0.5
+    values = {entry.name: entry.default for entry in settings.declared(WithDummyTerm)} | {"dummy_weight": 1.5,
+                                                                                         "s_end": 0.5}
+    built = settings.setting_values(WithDummyTerm, values)
+    assert built["dummy_weight"] == 1.5 and built["repeat"].end == 0.5 and built["t1"] == 0.4
+    with pytest.raises(TypeError, match="declares no setting bogus"):
+        settings.setting_values(WithDummyTerm, {"bogus": 1})
+
+

@@ -11,6 +11,7 @@ import torch
 from ssdiff_core import ddpm
 from ssdiff_core.lowpass import resize_matrix
 from ssdiff_core.pseudo_targets import PseudoTargetGuidance, partial_grid, start_sample
+from ssdiff_core.variant import RELEASED_CODE
 from ssdiff_core.sampler import ItemNoise, sample_ssdiff
 from ssdiff_core.schedule import respaced_sigmas, respaced_timesteps
 
@@ -72,7 +73,7 @@ def test_the_start_is_the_first_level_at_or_below_its_fraction_at_any_step_count
         return
     assert first == float(SIGMAS[first_timestep]) == noised
     assert sigmas[0] == pytest.approx(first, rel=1e-6) and sigmas[-1] == 0
-    _, _, released = partial_grid(respaced_sigmas(steps, SIGMAS), SIGMAS, start=0.6, reference_compat=True)
+    _, _, released = partial_grid(respaced_sigmas(steps, SIGMAS), SIGMAS, start=0.6, variant=RELEASED_CODE)
     above = respaced_timesteps(steps)[respaced_timesteps(steps).index(first_timestep) - 1]
     assert released == float(SIGMAS[above])
 

@@ -10,6 +10,7 @@ from safetensors.torch import load_file, save_file
 from models.cap_vstnet import RevResNet, RevResNetConfig
 from models.cap_vstnet.revresnet import squeeze2, unsqueeze2
 from priors.cap_vstnet_transfer import CapVstnetTransfer, cwct_transfer
+from ssdiff_core.variant import RELEASED_CODE
 
 TINY = RevResNetConfig(blocks=(1, 1, 1), strides=(1, 2, 2), channels=(4, 16, 64), mult=2,
                        hidden_dim=8, sp_steps=2)
@@ -235,7 +236,7 @@ def test_released_code_form_feeds_the_network_raw_and_keeps_its_output_unclamped
         expected = network(cwct_transfer(network(content, forward=True), network(style, forward=True),
                                          eps=2e-5), forward=False)
     assert expected.abs().max() > 1, "the check needs an output beyond [-1, 1], which a clamp would change"
-    released = CapVstnetTransfer(network).as_released_code()
+    released = CapVstnetTransfer(network).for_variant(RELEASED_CODE)
     torch.testing.assert_close(released(content, style, region), expected, rtol=0, atol=1e-5)
     trained_range = CapVstnetTransfer(network)(content, style, region)
     assert trained_range.min() >= -1 and trained_range.max() <= 1

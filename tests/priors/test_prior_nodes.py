@@ -139,10 +139,8 @@ def test_reference_compat_runs_the_loaded_cap_vstnet_as_the_released_code(comfy,
     settings = {name: value for name, value in SELECTIVE_SETTINGS.items()
                 if name not in ("base_sampler", "latent_guidance", "reference_compat")}
     for reference_compat in (False, True):
-        stage = pack.nodes.stage_guidance.SelectiveInputs(
-            image=face, coarse_restoration=face, pseudo_reference=face, colour_transfer=transfer,
-            reference_compat=reference_compat, **settings)
-        used = stage.guidance().colour_transfer
+        used = pack.nodes.stage_guidance.selective_guidance(face, face, face, settings, reference_compat,
+                                                            colour_transfer=transfer).colour_transfer
         assert used.network is transfer.network and used.released_code is reference_compat
 
 
