@@ -9,6 +9,7 @@ from ..models import mtcnn, retinaface
 from ..models.files import FACE_DETECTION_FOLDER
 from ..priors.face_detection import mtcnn_detector, retinaface_detector
 from ..priors.faces import crop_faces, paste_faces
+from ..priors.tone import MONOCHROME_SPREAD, TONES, Tone
 from . import boundary
 from .loaders import CheckpointLoader
 from .types import FaceDetectorType, FaceInfoType
@@ -97,16 +98,35 @@ class SSDiffFacePaste(io.ComfyNode):
             node_id="SSDiffFacePaste",
             display_name="SSDiff Face Paste",
             category="SSDiff/faces",
-            description="Pastes restored faces back into their photos with a feathered mask; "
-                        "an alpha channel is kept.",
+            description=("Pastes restored faces back into their photos with a feathered mask; only the pasted "
+                         "regions change and an alpha channel is kept. tone: 'photo' gives each face the photo's "
+                         "tone (its lightness and detail from the restoration, its colour statistics, CIELAB "
+                         "a* and b* mean and spread, from the photo under the face's crop), so a sepia photo "
+                         "gets a sepia face and a grayscale one a gray face; 'restored' pastes the restored "
+                         "colour; 'auto' takes the photo's tone when the photo is monochrome or tinted: when its "
+                         "colours keep to one hue, the (a*, b*) of its pixels of mid lightness lying within "
+                         f"{MONOCHROME_SPREAD:g} CIELAB units (root mean square) of one line through neutral gray "
+                         "(measured: grayscale 0, sepia 1.0, the pack's aged sample 1.6, colour photographs "
+                         "3.6 and more)."),
             inputs=[io.Image.Input("image", tooltip="the photos given to SSDiff Face Crop"),
                     io.Image.Input("faces", tooltip="the restored crops, in FaceCrop's order"),
-                    FaceInfoType.Input("face_info")],
+                    FaceInfoType.Input("face_info"),
+                    io.Combo.Input("tone", options=list(TONES), default="auto", optional=True,
+                                   tooltip="auto: the photo's tone in a monochrome or tinted photo, the restored "
+                                           "colour in a colour photo; photo: always the photo's tone; restored: "
+                                           "always the restored colour")],
             outputs=[io.Image.Output()],
         )
 
     @classmethod
+    def validate_inputs(cls, tone: str | None = None) -> bool | str:
+        """ComfyUI checks no optional combo's value: an unknown tone is refused here, before the run."""
+        if tone is None or tone in TONES:
+            return True
+        return f"tone must be one of {', '.join(TONES)}, got '{tone}'"
+
+    @classmethod
     @checked_inputs
-    def execute(cls, image: torch.Tensor, faces: torch.Tensor, face_info) -> io.NodeOutput:
-        pasted = paste_faces(boundary.channels_first(image), boundary.channels_first(faces), face_info)
+    def execute(cls, image: torch.Tensor, faces: torch.Tensor, face_info, tone: Tone = "auto") -> io.NodeOutput:
+        pasted = paste_faces(boundary.channels_first(image), boundary.channels_first(faces), face_info, tone)
         return io.NodeOutput(boundary.channels_last(pasted))

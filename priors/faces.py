@@ -12,6 +12,7 @@ import torch
 from .alignment import (AlignedFace, FaceInfo, FaceSelection, alignment_affine, letterbox, paste_face,
                         select_faces, warp_face)
 from .face_detection import FaceDetector, detect_faces
+from .tone import Tone, in_photo_tone, uses_photo_tone
 
 
 def _channels_last_array(image: torch.Tensor) -> np.ndarray:
@@ -73,9 +74,11 @@ def crop_faces(detector: FaceDetector, photos: torch.Tensor, crop_size: int = 51
             torch.from_numpy(np.stack(mask_crops)).clamp(0, 1), info)
 
 
-def paste_faces(photos: torch.Tensor, faces: torch.Tensor, info: FaceInfo) -> torch.Tensor:
+def paste_faces(photos: torch.Tensor, faces: torch.Tensor, info: FaceInfo, tone: Tone = "restored") -> torch.Tensor:
     """Blends each restored face (N x 3 x S x S) back into its photo (B x C x H x W); channels
-    beyond RGB (alpha) are kept, a grayscale photo takes the face's mean."""
+    beyond RGB (alpha) are kept, a grayscale photo takes the face's mean. `tone` (priors/tone.py):
+    'restored' pastes the faces as they are; 'photo' gives each face the colour statistics of its
+    photo under the crop, keeping its lightness; 'auto' does so in monochrome or tinted photos."""
     if not info.faces:
         logging.warning("SSDiff FacePaste: no face was cropped; the photos pass through unchanged")
         return photos.clone()
@@ -90,11 +93,19 @@ def paste_faces(photos: torch.Tensor, faces: torch.Tensor, info: FaceInfo) -> to
                              f"cropped its faces from a {width}x{height} photo: connect the photo that went into "
                              "that FaceCrop (in another size the faces would land in the wrong place)")
     pasted = [_channels_last_array(photo) for photo in photos]
+    originals = [photo.copy() for photo in pasted] if tone != "restored" else pasted
+    toned: dict[int, bool] = {}
     for crop, entry in zip(faces, info.faces):
         face = _channels_last_array(crop[:3])
-        if pasted[entry.image_index].shape[-1] == 1:
+        original = originals[entry.image_index]
+        if original.shape[-1] == 1:
             face = face.mean(axis=-1, keepdims=True)
         if face.shape[:2] != (info.crop_size, info.crop_size):
             face = cv2.resize(face, (info.crop_size, info.crop_size), interpolation=cv2.INTER_LINEAR)
+        if original.shape[-1] >= 3 and tone != "restored":
+            if entry.image_index not in toned:
+                toned[entry.image_index] = uses_photo_tone(tone, original[..., :3])
+            if toned[entry.image_index]:
+                face = in_photo_tone(face, original, entry.affine)
         pasted[entry.image_index] = paste_face(pasted[entry.image_index], face, entry.affine)
     return torch.from_numpy(np.stack(pasted)).clamp(0, 1).to(photos.dtype).movedim(-1, 1)

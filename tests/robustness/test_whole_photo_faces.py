@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from robustness_support import (assert_still_serves, ddpm_loader, execution_error, load_image, output_arrays,
-                                pseudo_reference, save, write_image)
+                                pseudo_reference, refused, save, write_image)
 from priors.alignment import FFHQ_TEMPLATE_512
 
 TEMPLATE_EYE_DISTANCE = float(np.linalg.norm(FFHQ_TEMPLATE_512[1] - FFHQ_TEMPLATE_512[0]))
@@ -110,4 +110,31 @@ def test_mask_batch_that_does_not_match_the_photos_is_refused_by_face_crop(serve
     prompt["3"]["inputs"]["mask"] = ["11", 0]
     text = execution_error(server, prompt)
     assert "FaceCrop got 2 masks for 1 photos" in text
+    assert_still_serves(server)
+
+
+def test_a_face_pasted_into_a_sepia_photo_takes_the_photos_tone_and_an_unknown_tone_is_refused(server):
+    """tone 'photo' (and 'auto', which finds the photo tinted) gives the restored face the sepia
+    photo's colour; 'restored' keeps the restoration's colour; a tone not offered is refused."""
+    from priors.tone import hue_spread
+
+    grey = smooth_photo(200, 300, seed=67).astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    sepia_matrix = np.array([[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]], np.float32)
+    photo = (np.repeat(grey[..., None], 3, -1) @ sepia_matrix.T).clip(0, 255).round().astype(np.uint8)
+    centre = (150.0, 100.0)
+    name = write_image(server, photo)
+    window = (slice(90, 110), slice(140, 160))
+    faces = {}
+    for tone in ("restored", "photo", "auto"):
+        prompt = crop_and_paste_prompt(name, [detection_row(centre, 40.0)])
+        prompt["6"]["inputs"]["tone"] = tone
+        faces[tone], = output_arrays(server, server.run(prompt, timeout=180))
+    assert changed_near(photo, faces["photo"], centre, 10) > 1.0, "the face was pasted"
+    spreads = {tone: hue_spread(image[window].astype(np.float32) / 255) for tone, image in faces.items()}
+    assert spreads["photo"] < 2.5 < spreads["restored"], spreads
+    assert np.array_equal(faces["auto"], faces["photo"])
+    prompt = crop_and_paste_prompt(name, [detection_row(centre, 40.0)])
+    prompt["6"]["inputs"]["tone"] = "sepia"
+    text = refused(server, prompt)
+    assert "tone" in text and "sepia" in text
     assert_still_serves(server)
