@@ -17,7 +17,7 @@ import comfy.utils
 import folder_paths
 
 from ..models.checkpoint_files import FileReading, read_checkpoint_keys
-from ..models.files import MODEL_FOLDERS, ModelFile, catalogue_file
+from ..models.files import MODEL_FOLDERS, ModelFile, catalogue_file, umask_mode
 from ..models.state_dicts import unwrap_state_dict
 
 
@@ -181,7 +181,8 @@ def save_new_checkpoint(folder: str, prefix: str, state_dict: dict[str, torch.Te
                         metadata: dict[str, str] | None = None) -> str:
     """Writes `state_dict` as `<prefix>_<n>.safetensors` (n the first number free) into the first
     path of models/<folder>, so that the folder's loader lists it. It is written under a temporary
-    name and linked into place: it never replaces a file, and nothing half-written is left."""
+    name and linked into place: it never replaces a file, and nothing half-written is left; it gets
+    the mode any file written there gets (the umask's)."""
     if not prefix or os.path.basename(prefix) != prefix or prefix.startswith("."):
         raise CheckpointError(f"save name '{prefix}' must be a plain file name (no folders), e.g. "
                               "'restorer_finetuned'")
@@ -192,6 +193,7 @@ def save_new_checkpoint(folder: str, prefix: str, state_dict: dict[str, torch.Te
     try:
         safetensors.torch.save_file({key: value.detach().contiguous().cpu() for key, value in state_dict.items()},
                                     temporary, metadata)
+        os.chmod(temporary, umask_mode())  # after writing: the file safetensors leaves keeps no mode of ours
         for number in itertools.count(1):
             path = os.path.join(directory, f"{prefix}_{number:05d}.safetensors")
             try:

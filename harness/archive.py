@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Iterator
 
 from .headless import ComfyServer
+from models.files import umask_mode
+
 from .outputs import copy_atomically, output_path, sha256_of
 
 PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
@@ -84,6 +86,7 @@ class Manifest:
         self.entries[entry.file] = entry
         self.destination.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=self.destination, prefix=f".{MANIFEST_NAME}.", suffix=".part")
+        os.fchmod(handle, umask_mode())
         with os.fdopen(handle, "w") as stream:
             json.dump({"photos": [asdict(entry) for entry in self.entries.values()]}, stream, indent=1)
         os.replace(temporary, self.path)

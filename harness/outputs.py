@@ -8,6 +8,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from models.files import umask_mode
+
 
 def output_path(path: Path, overwrite: bool, inputs: set[Path]) -> Path:
     """`path`, or the first free `<stem>_<n><suffix>` beside it when `path` exists and may not be
@@ -22,9 +24,11 @@ def output_path(path: Path, overwrite: bool, inputs: set[Path]) -> Path:
 
 
 def copy_atomically(source: Path, target: Path) -> None:
-    """Writes a temporary file beside the target, then renames it: no half-written image."""
+    """Writes a temporary file beside the target, then renames it: no half-written image; the
+    image gets the mode any file written there gets (the umask's)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    os.fchmod(handle, umask_mode())
     os.close(handle)
     try:
         shutil.copyfile(source, temporary)

@@ -228,3 +228,4 @@ def _torch_load_problem(error: Exception) -> FileReading:
         return FileReading(problem=FileProblem.DAMAGED, detail="a tensor's bytes would lie past the file's end")
     return FileReading(problem=FileProblem.DAMAGED,
                        detail=f"torch's reader stopped at {type(error).__name__}: {message[:100]}")
+

@@ -1,10 +1,11 @@
 """The files the pack reads: one catalogue (name, models folder, where to get it, size, sha256),
 the single source for the loaders' messages and file lists, the README's table, the workflows'
-model links and the downloader; and the kinds of checkpoint a loader reads, each naming its
-files in the catalogue. Plain data (no torch, no ComfyUI): the ComfyUI adapter resolves and reads
-the files, the scripts lay out the folders."""
+model links and the downloader; the kinds of checkpoint a loader reads, each naming its files in
+the catalogue; and the mode a file the pack writes gets. Plain data (no torch, no ComfyUI): the
+ComfyUI adapter resolves and reads the files, the scripts lay out the folders."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from enum import Enum
 
@@ -177,3 +178,20 @@ class ModelFile:
         if self.any_marker:
             return () if present or not self.marker_keys else self.marker_keys
         return tuple(key for key in self.marker_keys if key not in keys)
+
+
+def umask_mode() -> int:
+    """The permissions a file created in the ordinary way gets here (0o666 less the umask), for
+    files written under a temporary name (tempfile.mkstemp makes them 0o600) before they take their
+    own: an archive folder shared with other users reads them as any other file there. The umask is
+    read from /proc where it can be (setting it to read it would touch every thread's files)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
