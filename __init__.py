@@ -4,6 +4,8 @@ from .nodes import SSDiffExtension
 
 checkpoints.register_model_folders()
 
+WEB_DIRECTORY = "./web"
+
 
 async def comfy_entrypoint() -> SSDiffExtension:
     return SSDiffExtension()

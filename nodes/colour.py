@@ -46,8 +46,8 @@ class SSDiffColourTransfer(io.ComfyNode):
             description=("Recolours the content image towards the style image inside the region "
                          "(e.g. FaceParse's face mask); outside it the content is unchanged."),
             inputs=[
-                io.Image.Input("content"),
-                io.Image.Input("style"),
+                io.Image.Input("content", tooltip="the image to recolour"),
+                io.Image.Input("style", tooltip="the image whose colours are taken (resized to the content's size)"),
                 io.Mask.Input("region", optional=True, tooltip="where to transfer (default: everywhere)"),
                 ColourTransferType.Input("colour_transfer", optional=True,
                                          tooltip="CAP-VSTNet from its loader; default: masked mean/std"),

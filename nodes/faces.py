@@ -62,11 +62,13 @@ class SSDiffFaceCrop(io.ComfyNode):
                          "face first). A photo without a face passes through: the crop is the whole "
                          "photo and SSDiff Face Paste returns the photo unchanged."),
             inputs=[
-                FaceDetectorType.Input("detector"),
-                io.Image.Input("image"),
+                FaceDetectorType.Input("detector", tooltip="from SSDiff Face Detector Loader"),
+                io.Image.Input("image", tooltip="the whole photos (a batch is searched photo by photo)"),
                 io.Int.Input("crop_size", default=512, min=64, max=2048, step=64,
                              tooltip="512 for the face DDPM"),
-                io.Combo.Input("selection", options=["largest", "all", "index"], default="largest"),
+                io.Combo.Input("selection", options=["largest", "all", "index"], default="largest",
+                               tooltip="which faces of each photo: the largest, all (largest first), or the one "
+                                       "at index"),
                 io.Int.Input("index", default=0, min=0, max=1000,
                              tooltip="with selection 'index': which face, counted from the largest"),
                 io.Float.Input("min_eye_distance", default=10.0, min=0.0, max=4096.0, step=1.0,
@@ -110,7 +112,7 @@ class SSDiffFacePaste(io.ComfyNode):
                          "3.6 and more)."),
             inputs=[io.Image.Input("image", tooltip="the photos given to SSDiff Face Crop"),
                     io.Image.Input("faces", tooltip="the restored crops, in FaceCrop's order"),
-                    FaceInfoType.Input("face_info"),
+                    FaceInfoType.Input("face_info", tooltip="the face_info output of the same SSDiff Face Crop"),
                     io.Combo.Input("tone", options=list(TONES), default="auto", optional=True,
                                    tooltip="auto: the photo's tone in a monochrome or tinted photo, the restored "
                                            "colour in a colour photo; photo: always the photo's tone; restored: "

@@ -59,7 +59,9 @@ class SSDiffFineTuneRestorer(io.ComfyNode):
                          "SSDiff Face Restorer Loader. pairs_folder is read only inside ComfyUI's input (or output) folder, as "
                          "ComfyUI's own nodes read."),
             inputs=[
-                FaceRestorerType.Input("restorer"),
+                FaceRestorerType.Input("restorer",
+                                       tooltip="the restorer to start from (SSDiff Face Restorer Loader); it is "
+                                               "copied, not changed"),
                 io.Image.Input("degraded", optional=True, tooltip="aligned faces, as SSDiff Face Crop gives them"),
                 io.Image.Input("targets", optional=True, tooltip="one target per degraded face, in the same order"),
                 io.Int.Input("steps", default=1000, min=1, max=1_000_000,
@@ -91,11 +93,24 @@ class SSDiffFineTuneRestorer(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, save_name: str | None = None) -> bool | str:
+        """A save name with folders or a leading dot is refused when the prompt is queued."""
+        if save_name is None or not save_name.strip():
+            return True
+        try:
+            checkpoints.check_save_name(save_name.strip())
+        except checkpoints.CheckpointError as error:
+            return str(error)
+        return True
+
+    @classmethod
     @checked_inputs
     def execute(cls, restorer: FaceRestorer, steps: int, learning_rate: float, batch_size: int, seed: int,
                 ema_decay: float, train: str, save_name: str, degraded: torch.Tensor | None = None,
                 targets: torch.Tensor | None = None, pairs_folder: str = "",
                 perceptual_loss: lpips_vgg.PerceptualLoss | None = None) -> io.NodeOutput:
+        if save_name.strip():
+            checkpoints.check_save_name(save_name.strip())  # before the training, not after it
         degraded_faces, target_faces = training_pairs(degraded, targets, pairs_folder, restorer.face_size)
         settings = FineTuneSettings(steps, learning_rate, batch_size, seed, ema_decay,
                                     transformer_only=train == "transformer_only")

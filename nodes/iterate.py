@@ -52,8 +52,12 @@ class SSDiffIterate(io.ComfyNode):
                          "the faces by less than `min_change`. Returns the last round, every round, and a plot "
                          "of the change per round and of how far the face regions (with a parser) and the "
                          "identity (with a face recognition network) drift."),
-            inputs=[io.Model.Input("model"), *stage_inputs.selective_inputs(), *stage_inputs.sampling_inputs(),
-                    io.Int.Input("rounds", default=3, min=1, max=50),
+            inputs=[io.Model.Input("model", tooltip="the face DDPM (SSDiff Face Diffusion Loader), or a latent MODEL "
+                                                   "with its vae"),
+                    *stage_inputs.selective_inputs(), *stage_inputs.sampling_inputs(),
+                    io.Int.Input("rounds", default=3, min=1, max=50,
+                                 tooltip="the most rounds of SSDiff Sampler; each round's restoration is the next "
+                                         "round's coarse restoration"),
                     io.Float.Input("min_change", default=0.0, min=0.0, max=1.0, step=0.001,
                                    tooltip="stop once a round changes the faces by less than this mean absolute "
                                            "difference (0..1 pixel units); 0: always run every round"),

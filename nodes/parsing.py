@@ -47,8 +47,8 @@ class SSDiffFaceParse(io.ComfyNode):
             description=("Parses aligned faces into the 19 CelebAMask-HQ regions (whatever the "
                          "parser's own label order). SSDiff parses the coarse restoration."),
             inputs=[
-                FaceParserType.Input("parser"),
-                io.Image.Input("image"),
+                FaceParserType.Input("parser", tooltip="from SSDiff Face Parser Loader"),
+                io.Image.Input("image", tooltip="aligned faces; SSDiff parses the coarse restoration"),
                 io.String.Input("regions", default="face",
                                 tooltip="regions for the mask, comma-separated: "
                                         f"{', '.join(CELEBAMASK_HQ_LABELS)}, or the groups "
@@ -91,7 +91,8 @@ class SSDiffLabelMapToParsing(io.ComfyNode):
             description=("Reads a face-parsing label map saved as a grayscale PNG whose pixel value "
                          "is the CelebAMask-HQ class id (0 background, 1 skin, ... 17 hair, 18 hat), "
                          "as face-parsing tools save them."),
-            inputs=[io.Image.Input("label_map")],
+            inputs=[io.Image.Input("label_map", tooltip="the label-map PNG from Load Image: pixel value = "
+                                                         "CelebAMask-HQ id (0 to 18), not a colour preview")],
             outputs=[ParsingType.Output(display_name="parsing")],
         )
 

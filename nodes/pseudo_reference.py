@@ -19,7 +19,9 @@ class SSDiffPseudoReference(io.ComfyNode):
             description=("Stage 1: samples a clean face with natural colour and the input's lightness "
                          "(weak guidance, scratches ignored). Feed it to SSDiff Sampler as the "
                          "pseudo-reference, with the same seed. Item i of a batch uses seed + i."),
-            inputs=[io.Model.Input("model"), *stage_inputs.pseudo_reference_inputs(),
+            inputs=[io.Model.Input("model", tooltip="the face DDPM (SSDiff Face Diffusion Loader), or a latent MODEL "
+                                                   "with its vae"),
+                    *stage_inputs.pseudo_reference_inputs(),
                     *stage_inputs.sampling_inputs()],
             outputs=[io.Image.Output(display_name="pseudo_reference")],
         )

@@ -40,7 +40,8 @@ class SSDiffPseudoTargets(io.ComfyNode):
             inputs=[
                 io.Model.Input("model", tooltip="the face DDPM (SSDiff Face Diffusion Loader)"),
                 *constraint_inputs(),
-                io.Int.Input("seed", default=4321, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True),
+                io.Int.Input("seed", default=4321, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
+                             tooltip="the noise the restoration is diffused with; item i of a batch uses seed + i"),
                 io.Int.Input("steps", default=250, min=1, max=1000,
                              tooltip="respaced DDPM steps of the whole schedule (the paper: 250), of which "
                                      "those below `start` are run"),

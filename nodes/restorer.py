@@ -49,7 +49,9 @@ class SSDiffCoarseRestore(io.ComfyNode):
             description=("The coarse restoration R that SSDiff Sampler keeps the structure of: "
                          "CodeFormer at fidelity w = 0.5 in the paper. Runs on aligned faces, resized to the "
                          "restorer's 512 px."),
-            inputs=[FaceRestorerType.Input("restorer"), io.Image.Input("image"),
+            inputs=[FaceRestorerType.Input("restorer", tooltip="from SSDiff Face Restorer Loader or SSDiff Fine-tune "
+                                                               "Restorer"),
+                    io.Image.Input("image", tooltip="aligned degraded faces (e.g. SSDiff Face Crop's faces)"),
                     io.Float.Input("fidelity", default=0.5, min=0.0, max=1.0, step=0.05,
                                    tooltip="w, for CodeFormer only: 0 favours quality, 1 fidelity to the input"),
                     io.Boolean.Input("adain", default=False, optional=True,

@@ -47,9 +47,11 @@ class SSDiffScratchMask(io.ComfyNode):
                          "adds or erases hand-painted strokes. Any size; the mask comes back at the "
                          "image's size."),
             inputs=[
-                ScratchDetectorType.Input("detector"),
-                io.Image.Input("image"),
-                io.Float.Input("threshold", default=0.4, min=0.0, max=1.0, step=0.01),
+                ScratchDetectorType.Input("detector", tooltip="from SSDiff Scratch Detector Loader"),
+                io.Image.Input("image", tooltip="the photos or faces to search for scratches (any size)"),
+                io.Float.Input("threshold", default=0.4, min=0.0, max=1.0, step=0.01,
+                               tooltip="pixels whose scratch probability is at least this are marked; the "
+                                       "original uses 0.4"),
                 io.Int.Input("dilation", default=0, min=0, max=64, tooltip="grow the mask by this many pixels"),
                 io.Combo.Input("resize_mode", options=list(RESIZE_MODES), default="full_size",
                                tooltip="the original's working size: sides rounded to multiples of 16, "

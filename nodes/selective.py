@@ -21,7 +21,9 @@ class SSDiffSampler(io.ComfyNode):
                          "reference's local structure above T1, and colour from a target "
                          "transferred at T1. Use the seed of "
                          "SSDiff Pseudo Reference. Item i of a batch uses seed + i."),
-            inputs=[io.Model.Input("model"), *stage_inputs.selective_inputs(),
+            inputs=[io.Model.Input("model", tooltip="the face DDPM (SSDiff Face Diffusion Loader), or a latent MODEL "
+                                                   "with its vae"),
+                    *stage_inputs.selective_inputs(),
                     *stage_inputs.sampling_inputs()],
             outputs=[io.Image.Output(display_name="restored")],
         )
