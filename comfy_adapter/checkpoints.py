@@ -177,15 +177,20 @@ def load_checkpoint(kind: ModelFile, name: str, build: Callable[[dict[str, torch
         raise CheckpointError(f"'{name}' is not a usable {kind.what}: {reason}. {kind.wanted}") from error
 
 
+def check_save_name(prefix: str) -> None:
+    """A save name is a plain file name: no folders, not hidden."""
+    if not prefix or os.path.basename(prefix) != prefix or prefix.startswith("."):
+        raise CheckpointError(f"save name '{prefix}' must be a plain file name (no folders), e.g. "
+                              "'restorer_finetuned'")
+
+
 def save_new_checkpoint(folder: str, prefix: str, state_dict: dict[str, torch.Tensor],
                         metadata: dict[str, str] | None = None) -> str:
     """Writes `state_dict` as `<prefix>_<n>.safetensors` (n the first number free) into the first
     path of models/<folder>, so that the folder's loader lists it. It is written under a temporary
     name and linked into place: it never replaces a file, and nothing half-written is left; it gets
     the mode any file written there gets (the umask's)."""
-    if not prefix or os.path.basename(prefix) != prefix or prefix.startswith("."):
-        raise CheckpointError(f"save name '{prefix}' must be a plain file name (no folders), e.g. "
-                              "'restorer_finetuned'")
+    check_save_name(prefix)
     directory = folder_paths.get_folder_paths(folder)[0]
     os.makedirs(directory, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{prefix}.", suffix=".partial", dir=directory)

@@ -181,3 +181,20 @@ def test_the_perceptual_loss_loads_through_its_loader_and_codeformer_refuses_it(
     with pytest.raises(ValueError, match="^perceptual_loss: CodeFormer is fine-tuned on its codes"):
         execute(comfy, "SSDiffFineTuneRestorer", restorer=restorer, degraded=degraded, targets=targets, steps=1,
                 save_name="", perceptual_loss=perceptual_loss, **SETTINGS)
+
+
+@pytest.mark.parametrize("save_name", ["../outside", "sub/name", ".hidden"])
+def test_a_save_name_that_is_no_plain_file_name_is_refused_before_any_training(comfy, pack, restorer_folder,
+                                                                               monkeypatch, save_name):
+    restorer, = execute(comfy, "SSDiffFaceRestorerLoader", model_name="codeformer.pth")
+    degraded, targets = face_pairs(1)
+
+    def trained(*_, **__):
+        raise AssertionError("the training ran before the save name was checked")
+
+    monkeypatch.setattr(pack.nodes.fine_tune, "fine_tune", trained)
+    assert "must be a plain file name" in pack.nodes.fine_tune.SSDiffFineTuneRestorer.validate_inputs(save_name)
+    with pytest.raises(ValueError, match="must be a plain file name"):
+        execute(comfy, "SSDiffFineTuneRestorer", restorer=restorer, degraded=degraded, targets=targets, steps=1000,
+                save_name=save_name, **SETTINGS)
+    assert list(restorer_folder.iterdir()) == []
