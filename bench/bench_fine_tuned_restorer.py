@@ -30,18 +30,19 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.append(str(REPO))
 
+import harness  # noqa: E402,F401  (makes the pack importable as comfyui_ssdiff)
 from bench_guided_step import DEFAULT_STEPS, discrete_sigmas, host_like_model, synthetic_inputs  # noqa: E402
-from models.face_restorers import CODEFORMER, FaceRestorer  # noqa: E402
-from models.face_restorers.codeformer import encode, nearest_codes  # noqa: E402
-from models.face_restorers.fine_tune import TRAINED_PARTS, FineTuneSettings, fine_tune  # noqa: E402
-from models.guided_diffusion import FaceUNet, FaceUNetConfig  # noqa: E402
-from priors.coarse import coarse_restore  # noqa: E402
-from priors.parsing import FaceParser, parse_faces  # noqa: E402
-from ssdiff_core import pseudo_targets  # noqa: E402
-from ssdiff_core.guidance import PseudoReferenceGuidance, SelectiveGuidance  # noqa: E402
-from ssdiff_core.masks import selective_masks  # noqa: E402
-from ssdiff_core.sampler import sample_ssdiff  # noqa: E402
-from ssdiff_core.schedule import respaced_sigmas, timestep_of_sigma  # noqa: E402
+from comfyui_ssdiff.models.face_restorers import CODEFORMER, FaceRestorer  # noqa: E402
+from comfyui_ssdiff.models.face_restorers.codeformer import encode, nearest_codes  # noqa: E402
+from comfyui_ssdiff.models.face_restorers.fine_tune import TRAINED_PARTS, FineTuneSettings, fine_tune  # noqa: E402
+from comfyui_ssdiff.models.guided_diffusion import FaceUNet, FaceUNetConfig  # noqa: E402
+from comfyui_ssdiff.priors.coarse import coarse_restore  # noqa: E402
+from comfyui_ssdiff.priors.parsing import FaceParser, parse_faces  # noqa: E402
+from comfyui_ssdiff.ssdiff_core import pseudo_targets  # noqa: E402
+from comfyui_ssdiff.ssdiff_core.guidance import PseudoReferenceGuidance, SelectiveGuidance  # noqa: E402
+from comfyui_ssdiff.ssdiff_core.masks import selective_masks  # noqa: E402
+from comfyui_ssdiff.ssdiff_core.sampler import sample_ssdiff  # noqa: E402
+from comfyui_ssdiff.ssdiff_core.schedule import respaced_sigmas, timestep_of_sigma  # noqa: E402
 from timing import median_seconds  # noqa: E402
 
 PSEUDO_TARGET_GRID = 250

@@ -22,11 +22,12 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.append(str(REPO))
 
-from models.guided_diffusion import FaceUNet, FaceUNetConfig  # noqa: E402
-from ssdiff_core.guidance import PseudoReferenceGuidance, SelectiveGuidance  # noqa: E402
-from ssdiff_core.masks import selective_masks  # noqa: E402
-from ssdiff_core.sampler import VARIANCE_SINK_KEY, sample_ssdiff  # noqa: E402
-from ssdiff_core.schedule import respaced_sigmas  # noqa: E402
+import harness  # noqa: E402,F401  (makes the pack importable as comfyui_ssdiff)
+from comfyui_ssdiff.models.guided_diffusion import FaceUNet, FaceUNetConfig  # noqa: E402
+from comfyui_ssdiff.ssdiff_core.guidance import PseudoReferenceGuidance, SelectiveGuidance  # noqa: E402
+from comfyui_ssdiff.ssdiff_core.masks import selective_masks  # noqa: E402
+from comfyui_ssdiff.ssdiff_core.sampler import VARIANCE_SINK_KEY, sample_ssdiff  # noqa: E402
+from comfyui_ssdiff.ssdiff_core.schedule import respaced_sigmas  # noqa: E402
 from memory import WorkingMemory  # noqa: E402
 from timing import median_seconds  # noqa: E402
 

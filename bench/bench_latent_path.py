@@ -81,9 +81,9 @@ def main() -> None:
     pack = start_host(options.device)
     from harness.tiny_models import sd15_model, sd_vae
     adapter = pack.comfy_adapter
-    from ssdiff_core.guidance import SelectiveGuidance
-    from ssdiff_core.masks import selective_masks
-    from ssdiff_core.sampler import sample_ssdiff
+    from comfyui_ssdiff.ssdiff_core.guidance import SelectiveGuidance
+    from comfyui_ssdiff.ssdiff_core.masks import selective_masks
+    from comfyui_ssdiff.ssdiff_core.sampler import sample_ssdiff
 
     model, vae = sd15_model(SD15_UNET), sd_vae(SD_VAE)
     base = model.model.to(device).eval()

@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 from harness.headless import ComfyServer, default_host  # noqa: E402
 from harness.tiny_models import (save_codeformer, save_face_ddpm, save_face_parser, save_retinaface_mobile,  # noqa: E402
                                  save_scratch_detector, tiny_face_unet)
-from models.files import MODEL_FOLDERS  # noqa: E402
+from comfyui_ssdiff.models.files import MODEL_FOLDERS  # noqa: E402
 
 
 def bytes_read(server: ComfyServer) -> int:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .headless import ComfyServer
-from models.files import umask_mode
+from comfyui_ssdiff.models.files import umask_mode
 
 from .outputs import copy_atomically, output_path, sha256_of
 

@@ -2,7 +2,7 @@
 workflows' notes, made from it so that no second copy of it exists."""
 from __future__ import annotations
 
-from models.files import CATALOGUE, CatalogueFile
+from comfyui_ssdiff.models.files import CATALOGUE, CatalogueFile
 
 README_TABLE_START = "<!-- catalogue table: made by scripts/write_catalogue_table.py from models/files.py -->"
 README_TABLE_END = "<!-- end of catalogue table -->"

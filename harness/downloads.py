@@ -21,7 +21,7 @@ from typing import Iterable, Iterator, Sequence
 
 from tqdm import tqdm
 
-from models.files import CatalogueFile
+from comfyui_ssdiff.models.files import CatalogueFile
 
 from .catalogue_text import size_text
 from .outputs import sha256_of

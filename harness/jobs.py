@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from models import mtcnn
-from models.files import MODEL_FOLDERS
+from comfyui_ssdiff.models import mtcnn
+from comfyui_ssdiff.models.files import MODEL_FOLDERS
 
 from .tiny_models import TINY_STAND_INS
 

@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from models.files import umask_mode
+from comfyui_ssdiff.models.files import umask_mode
 
 
 def output_path(path: Path, overwrite: bool, inputs: set[Path]) -> Path:

@@ -7,8 +7,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from models.face_restorers.codeformer import CODE_PIXELS
-from models.guided_diffusion import FaceUNet, FaceUNetConfig
+from comfyui_ssdiff.models.face_restorers.codeformer import CODE_PIXELS
+from comfyui_ssdiff.models.guided_diffusion import FaceUNet, FaceUNetConfig
 
 TINY_FACE_UNET = FaceUNetConfig(model_channels=32, channel_mult=(1, 1, 2), num_res_blocks=(1, 1, 1),
                                 attention_levels=(False, False, True))
@@ -57,7 +57,7 @@ def _random(module: torch.nn.Module, seed: int) -> dict[str, torch.Tensor]:
 
 def save_scratch_detector(path: Path, seed: int = 0) -> Path:
     """BOPBTL's detection UNet at depth 2 / width 8, wrapped as FT_Epoch_latest.pt is."""
-    from models.scratch_detection import ScratchUNet, ScratchUNetConfig
+    from comfyui_ssdiff.models.scratch_detection import ScratchUNet, ScratchUNetConfig
 
     torch.manual_seed(seed)
     network = ScratchUNet(ScratchUNetConfig(depth=2, wf=3))
@@ -67,7 +67,7 @@ def save_scratch_detector(path: Path, seed: int = 0) -> Path:
 
 def save_cap_vstnet(path: Path, seed: int = 0) -> Path:
     """A one-block-per-stage photorealistic RevResNet, wrapped as photo_image.pt is."""
-    from models.cap_vstnet import RevResNet, RevResNetConfig
+    from comfyui_ssdiff.models.cap_vstnet import RevResNet, RevResNetConfig
 
     torch.manual_seed(seed)
     network = RevResNet(RevResNetConfig(blocks=(1, 1, 1), strides=(1, 2, 2), channels=(16, 64, 256)))
@@ -80,7 +80,7 @@ def save_face_parser(path: Path, backend: str, seed: int = 0) -> Path:
     builds them, 'resnet34' as yakhyo/face-parsing does."""
     torch.manual_seed(seed)
     if backend == "resnet34":
-        from models.face_parsing import ResNetBiSeNet
+        from comfyui_ssdiff.models.face_parsing import ResNetBiSeNet
         network = ResNetBiSeNet(backbone="resnet34")
     elif backend == "bisenet":
         from facexlib.parsing.bisenet import BiSeNet

@@ -2,7 +2,7 @@
 input."""
 from __future__ import annotations
 
-from models.files import CATALOGUE, CatalogueFile, catalogue_file
+from comfyui_ssdiff.models.files import CATALOGUE, CatalogueFile, catalogue_file
 
 
 def files_by_node(api: dict) -> dict[str, list[CatalogueFile]]:

@@ -8,13 +8,11 @@ are whitened and re-coloured with the style's feature statistics (cWCT), then ma
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
-if TYPE_CHECKING:  # priors hold the method's variant, never import the method
-    from ..ssdiff_core.variant import MethodVariant
+from ..ssdiff_core.variant import PAPER, MethodVariant
 
 MIN_REGION_PIXELS = 11
 """A region needs more than 10 pixels in both images for its statistics to count (upstream's
@@ -162,15 +160,15 @@ class CapVstnetTransfer:
     """
     network: torch.nn.Module
     eps: float = 2e-5
-    variant: MethodVariant | None = None
-    """None: the paper's intent; the stages hand their own (for_variant)."""
+    variant: MethodVariant = PAPER
+    """The stages hand their own (for_variant)."""
 
     def for_variant(self, variant: MethodVariant) -> "CapVstnetTransfer":
         return replace(self, variant=variant)
 
     @property
     def released_code(self) -> bool:
-        return self.variant is not None and self.variant.colour_network_unclamped
+        return self.variant.colour_network_unclamped
 
     def _network_input(self, image: torch.Tensor) -> torch.Tensor:
         return image if self.released_code else ((image + 1) / 2).clamp(0, 1)

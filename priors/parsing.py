@@ -9,13 +9,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Literal
+from typing import Callable, Literal
 
 import torch
 import torch.nn.functional as F
 
-if TYPE_CHECKING:  # priors hold the method's variant, never import the method
-    from ..ssdiff_core.variant import MethodVariant
+from ..ssdiff_core.variant import PAPER, MethodVariant
 
 
 PARSING_SIZE = 512
@@ -65,10 +64,10 @@ def normalise_for_parsing(image: torch.Tensor) -> torch.Tensor:
     return (image - mean) / std
 
 
-def _network_input(parser: FaceParser, faces: torch.Tensor, variant: MethodVariant | None) -> torch.Tensor:
+def _network_input(parser: FaceParser, faces: torch.Tensor, variant: MethodVariant) -> torch.Tensor:
     if parser.backend == "parsenet":
         return faces * 2 - 1
-    if variant is not None and variant.parser_input_unnormalised and parser.backend == "bisenet_resnet":
+    if variant.parser_input_unnormalised and parser.backend == "bisenet_resnet":
         # The released SSDiff code hands its parser the [-1, 1] image without normalisation.
         return faces * 2 - 1
     return normalise_for_parsing(faces)
@@ -88,11 +87,10 @@ def pil_nearest_indices(size: int, source_size: int) -> torch.Tensor:
 
 
 def parse_faces(parser: FaceParser, faces: torch.Tensor, check_interrupt: Callable[[], None] | None = None, *,
-                variant: MethodVariant | None = None) -> torch.Tensor:
+                variant: MethodVariant = PAPER) -> torch.Tensor:
     """B x 3 x H x W RGB in [0, 1] -> B x H x W CelebAMask-HQ labels (int64). Each face is
     parsed at 512 x 512, the size the networks were trained at, and the labels resized back as
-    the reference does. `variant` (None: the paper): RELEASED_CODE gives the input as the released SSDiff
-    code does."""
+    the reference does. `variant`: RELEASED_CODE gives the input as the released SSDiff code does."""
     labels = []
     to_celebamask = torch.tensor(PARSENET_TO_CELEBAMASK_HQ, device=parser.device)
     height, width = faces.shape[-2:]

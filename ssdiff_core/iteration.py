@@ -14,7 +14,8 @@ import torch
 @dataclass
 class IterationResult:
     restorations: list[torch.Tensor] = field(default_factory=list)
-    """Each round's output, B x 3 x H x W in [0, 1]."""
+    """Each round's output as `restore` gives it; the loop never looks at the layout (SSDiff Iterate
+    gives ComfyUI IMAGEs, B x H x W x 3 in [0, 1])."""
     changes: list[float] = field(default_factory=list)
     """Mean absolute change of each round against its input (in 0..1 pixel units)."""
     region_drifts: list[float] = field(default_factory=list)

@@ -33,7 +33,7 @@ sys.path.insert(0, str(HOST))
 from harness.in_process_host import loaded_pack, start_comfyui  # noqa: E402
 from harness.tiny_models import (save_arcface, save_cap_vstnet, save_codeformer, save_face_ddpm, save_face_parser,  # noqa: E402
                                  save_retinaface_mobile, save_scratch_detector, save_vgg16_features, tiny_face_unet)
-from models.files import MODEL_FOLDERS  # noqa: E402
+from comfyui_ssdiff.models.files import MODEL_FOLDERS  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -9,9 +9,9 @@ import pytest
 
 from conftest import REPO
 from harness.catalogue_text import README_TABLE_END, README_TABLE_START, model_links, note_line, readme_table
-from models import (cap_vstnet, face_parsing, face_recognition, face_restorers, guided_diffusion, mtcnn,
+from comfyui_ssdiff.models import (cap_vstnet, face_parsing, face_recognition, face_restorers, guided_diffusion, mtcnn,
                     perceptual_loss, retinaface, scratch_detection)
-from models.files import CATALOGUE, MODEL_FOLDERS, Kind, catalogue_file
+from comfyui_ssdiff.models.files import CATALOGUE, MODEL_FOLDERS, Kind, catalogue_file
 from node_runner import execute
 from test_workflows_ui import UI_WORKFLOWS
 

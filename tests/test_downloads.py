@@ -24,7 +24,7 @@ import trustme
 from conftest import REPO
 from harness import downloads
 from harness.downloads import DownloadError, download, download_all
-from models.files import CATALOGUE, catalogue_file
+from comfyui_ssdiff.models.files import CATALOGUE, catalogue_file
 
 PAYLOAD = random.Random(0).randbytes(300_000)
 MEMBER = "checkpoints/detection/FT_Epoch_latest.pt"

@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from node_runner import execute
-from models.face_restorers.codeformer import code_logits, encode, face_size, nearest_codes
-from priors.coarse import restorer_input
+from comfyui_ssdiff.models.face_restorers.codeformer import code_logits, encode, face_size, nearest_codes
+from comfyui_ssdiff.priors.coarse import restorer_input
 
 SETTINGS = {"learning_rate": 1e-3, "batch_size": 2, "seed": 3, "ema_decay": 0.0, "train": "transformer_only"}
 

@@ -9,10 +9,10 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import GOLDEN
-from ssdiff_core.guidance import PseudoReferenceGuidance, SelectiveGuidance
-from ssdiff_core.masks import selective_masks
-from ssdiff_core.sampler import sample_ssdiff
-from ssdiff_core.variant import RELEASED_CODE
+from comfyui_ssdiff.ssdiff_core.guidance import PseudoReferenceGuidance, SelectiveGuidance
+from comfyui_ssdiff.ssdiff_core.masks import selective_masks
+from comfyui_ssdiff.ssdiff_core.sampler import sample_ssdiff
+from comfyui_ssdiff.ssdiff_core.variant import RELEASED_CODE
 
 MANIFEST = json.loads((GOLDEN / "manifest.json").read_text())
 INPUTS = load_file(str(GOLDEN / "inputs.safetensors"))

@@ -11,10 +11,10 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import GOLDEN, REPO
-from ssdiff_core import pseudo_targets
-from ssdiff_core.lowpass import low_frequencies, resize, resize_matrix
-from ssdiff_core.sampler import sample_ssdiff
-from ssdiff_core.schedule import respaced_timesteps
+from comfyui_ssdiff.ssdiff_core import pseudo_targets
+from comfyui_ssdiff.ssdiff_core.lowpass import low_frequencies, resize, resize_matrix
+from comfyui_ssdiff.ssdiff_core.sampler import sample_ssdiff
+from comfyui_ssdiff.ssdiff_core.schedule import respaced_timesteps
 
 FIXTURES = REPO / "tests" / "fixtures" / "golden_pseudo_targets"
 MANIFEST = json.loads((FIXTURES / "manifest.json").read_text())

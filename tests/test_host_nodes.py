@@ -9,8 +9,8 @@ import torch
 from safetensors.torch import save_file
 
 from node_runner import execute
-from ssdiff_core.guidance import PseudoReferenceGuidance
-from ssdiff_core.sampler import sample_ssdiff
+from comfyui_ssdiff.ssdiff_core.guidance import PseudoReferenceGuidance
+from comfyui_ssdiff.ssdiff_core.sampler import sample_ssdiff
 from stage_settings import ONE_STOP_SETTINGS, PSEUDO_REFERENCE_SETTINGS, SELECTIVE_SETTINGS
 from harness.tiny_models import TINY_FACE_UNET, tiny_face_unet
 

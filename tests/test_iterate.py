@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from node_runner import execute
-from priors.alignment import FFHQ_TEMPLATE_512
-from priors.identity import ARCFACE_TEMPLATE_112, arcface_affine
-from ssdiff_core.iteration import embedding_angle, iterate
+from comfyui_ssdiff.priors.alignment import FFHQ_TEMPLATE_512
+from comfyui_ssdiff.priors.identity import ARCFACE_TEMPLATE_112, arcface_affine
+from comfyui_ssdiff.ssdiff_core.iteration import embedding_angle, iterate
 from stage_settings import ONE_STOP_SETTINGS, SELECTIVE_SETTINGS
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from node_runner import execute
-from ssdiff_core import losses
+from comfyui_ssdiff.ssdiff_core import losses
 from stage_settings import ONE_STOP_SETTINGS, SELECTIVE_SETTINGS
 from harness.tiny_models import save_unet_lora, sd15_model, sd_vae
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from node_runner import execute
-from ssdiff_core.pseudo_targets import partial_grid
-from ssdiff_core.schedule import respaced_sigmas
+from comfyui_ssdiff.ssdiff_core.pseudo_targets import partial_grid
+from comfyui_ssdiff.ssdiff_core.schedule import respaced_sigmas
 
 SETTINGS = {"constraint_end": 0.36, "filter_factor": 8, "start": 0.6, "reference_compat": False}
 

@@ -12,7 +12,7 @@ import torch
 
 from harness.archive import Entry, Manifest
 from harness.outputs import copy_atomically
-from models.files import umask_mode
+from comfyui_ssdiff.models.files import umask_mode
 
 
 @pytest.fixture(params=[0o022, 0o027, 0o002])

@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from models.checkpoint_files import FileProblem, read_checkpoint_keys
+from comfyui_ssdiff.models.checkpoint_files import FileProblem, read_checkpoint_keys
 
 BIG = (10**12).to_bytes(5, "little")
 

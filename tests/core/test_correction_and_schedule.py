@@ -7,14 +7,14 @@ import math
 import pytest
 import torch
 
-from ssdiff_core import ddpm
-from ssdiff_core.correction import apply_normalised_correction, normalised_step_coefficients
-from ssdiff_core.guidance import PseudoReferenceGuidance, SelectiveGuidance
-from ssdiff_core.losses import adain_to_face_colour, face_colour_loss, grayscale
-from ssdiff_core.masks import selective_masks
-from ssdiff_core.schedule import (RepeatWindow, StepTime, respaced_sigmas, respaced_timesteps,
+from comfyui_ssdiff.ssdiff_core import ddpm
+from comfyui_ssdiff.ssdiff_core.correction import apply_normalised_correction, normalised_step_coefficients
+from comfyui_ssdiff.ssdiff_core.guidance import PseudoReferenceGuidance, SelectiveGuidance
+from comfyui_ssdiff.ssdiff_core.losses import adain_to_face_colour, face_colour_loss, grayscale
+from comfyui_ssdiff.ssdiff_core.masks import selective_masks
+from comfyui_ssdiff.ssdiff_core.schedule import (RepeatWindow, StepTime, respaced_sigmas, respaced_timesteps,
                                   timestep_of_sigma)
-from ssdiff_core.variant import RELEASED_CODE, variant_of
+from comfyui_ssdiff.ssdiff_core.variant import RELEASED_CODE, variant_of
 
 D = torch.float64
 BETAS = torch.linspace(1e-4, 0.02, 1000, dtype=D)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from models.guided_diffusion import FaceUNet, FaceUNetConfig
-from models.guided_diffusion.unet import AttentionBlock
+from comfyui_ssdiff.models.guided_diffusion import FaceUNet, FaceUNetConfig
+from comfyui_ssdiff.models.guided_diffusion.unet import AttentionBlock
 
 
 def meta_ffhq512() -> FaceUNet:

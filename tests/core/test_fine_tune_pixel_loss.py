@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 
 from harness.tiny_models import vgg16_features
-from models import perceptual_loss
-from models.face_restorers import FaceRestorer
-from models.face_restorers.fine_tune import FineTuneSettings, fine_tune
+from comfyui_ssdiff.models import perceptual_loss
+from comfyui_ssdiff.models.face_restorers import FaceRestorer
+from comfyui_ssdiff.models.face_restorers.fine_tune import FineTuneSettings, fine_tune
 
 
 def tiny_gfpgan() -> FaceRestorer:

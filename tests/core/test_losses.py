@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from ssdiff_core.colour_transfer import masked_mean_std_transfer
-from ssdiff_core.losses import (FACE_COLOUR_MEAN, FACE_COLOUR_STD, adain_to_face_colour, colour_loss,
+from comfyui_ssdiff.ssdiff_core.colour_transfer import masked_mean_std_transfer
+from comfyui_ssdiff.ssdiff_core.losses import (FACE_COLOUR_MEAN, FACE_COLOUR_STD, adain_to_face_colour, colour_loss,
                                 face_colour_loss, gradient_magnitude, grayscale, lightness_loss,
                                 reference_structure_loss, structure_loss)
 

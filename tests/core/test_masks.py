@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ssdiff_core.masks import plus_dilate, selective_masks
+from comfyui_ssdiff.ssdiff_core.masks import plus_dilate, selective_masks
 
 SKIN, BACKGROUND, L_EYE, NOSE, U_LIP, L_LIP, L_BROW, NECK, CLOTH, HAIR = 1, 0, 4, 10, 12, 13, 2, 14, 16, 17
 

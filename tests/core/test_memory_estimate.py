@@ -8,7 +8,7 @@ import torch
 
 from bench.memory import WorkingMemory
 from harness.tiny_models import TINY_FACE_UNET
-from models.guided_diffusion import FaceUNet, FaceUNetConfig
+from comfyui_ssdiff.models.guided_diffusion import FaceUNet, FaceUNetConfig
 
 
 @pytest.mark.parametrize("config, size", [(TINY_FACE_UNET, 128), (TINY_FACE_UNET, 256),

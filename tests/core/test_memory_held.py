@@ -8,8 +8,8 @@ import weakref
 import torch
 
 from harness.tiny_models import tiny_face_unet
-from ssdiff_core.guidance import PseudoReferenceGuidance
-from ssdiff_core.sampler import VARIANCE_SINK_KEY, sample_ssdiff
+from comfyui_ssdiff.ssdiff_core.guidance import PseudoReferenceGuidance
+from comfyui_ssdiff.ssdiff_core.sampler import VARIANCE_SINK_KEY, sample_ssdiff
 
 
 def test_each_output_block_runs_after_the_previous_output_is_freed():

@@ -8,12 +8,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ssdiff_core.correction import apply_normalised_correction
-from ssdiff_core.guidance import PseudoReferenceGuidance
-from ssdiff_core.losses import (adain_to_face_colour, colour_loss, face_colour_loss, gradient_magnitude,
+from comfyui_ssdiff.ssdiff_core.correction import apply_normalised_correction
+from comfyui_ssdiff.ssdiff_core.guidance import PseudoReferenceGuidance
+from comfyui_ssdiff.ssdiff_core.losses import (adain_to_face_colour, colour_loss, face_colour_loss, gradient_magnitude,
                                 grayscale, lightness_loss, reference_structure_loss, structure_loss)
-from ssdiff_core.masks import plus_dilate, selective_masks
-from ssdiff_core.schedule import StepTime, respaced_timesteps, timestep_of_sigma
+from comfyui_ssdiff.ssdiff_core.masks import plus_dilate, selective_masks
+from comfyui_ssdiff.ssdiff_core.schedule import StepTime, respaced_timesteps, timestep_of_sigma
 
 D = torch.float64
 FAST = settings(max_examples=25, deadline=None, database=None)

@@ -8,12 +8,12 @@ import math
 import pytest
 import torch
 
-from ssdiff_core import ddpm
-from ssdiff_core.lowpass import resize_matrix
-from ssdiff_core.pseudo_targets import PseudoTargetGuidance, partial_grid, start_sample
-from ssdiff_core.variant import RELEASED_CODE
-from ssdiff_core.sampler import ItemNoise, sample_ssdiff
-from ssdiff_core.schedule import respaced_sigmas, respaced_timesteps
+from comfyui_ssdiff.ssdiff_core import ddpm
+from comfyui_ssdiff.ssdiff_core.lowpass import resize_matrix
+from comfyui_ssdiff.ssdiff_core.pseudo_targets import PseudoTargetGuidance, partial_grid, start_sample
+from comfyui_ssdiff.ssdiff_core.variant import RELEASED_CODE
+from comfyui_ssdiff.ssdiff_core.sampler import ItemNoise, sample_ssdiff
+from comfyui_ssdiff.ssdiff_core.schedule import respaced_sigmas, respaced_timesteps
 
 BETAS = torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64)
 ABAR = torch.cumprod(1 - BETAS, 0)

@@ -12,8 +12,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from models.face_parsing import ResNetBiSeNet, resnet_bisenet_from_state_dict
-from priors.parsing import IMAGENET_MEAN, IMAGENET_STD, normalise_for_parsing
+from comfyui_ssdiff.models.face_parsing import ResNetBiSeNet, resnet_bisenet_from_state_dict
+from comfyui_ssdiff.priors.parsing import IMAGENET_MEAN, IMAGENET_STD, normalise_for_parsing
 
 # backbone -> (state-dict entries, parameter tensors, parameters)
 LAYOUT = {

@@ -7,10 +7,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from models.cap_vstnet import RevResNet, RevResNetConfig
-from models.cap_vstnet.revresnet import squeeze2, unsqueeze2
-from priors.cap_vstnet_transfer import CapVstnetTransfer, cwct_transfer
-from ssdiff_core.variant import RELEASED_CODE
+from comfyui_ssdiff.models.cap_vstnet import RevResNet, RevResNetConfig
+from comfyui_ssdiff.models.cap_vstnet.revresnet import squeeze2, unsqueeze2
+from comfyui_ssdiff.priors.cap_vstnet_transfer import CapVstnetTransfer, cwct_transfer
+from comfyui_ssdiff.ssdiff_core.variant import RELEASED_CODE
 
 TINY = RevResNetConfig(blocks=(1, 1, 1), strides=(1, 2, 2), channels=(4, 16, 64), mult=2,
                        hidden_dim=8, sp_steps=2)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from harness.tiny_models import tiny_codeformer
-from models.face_restorers import FaceRestorer
+from comfyui_ssdiff.models.face_restorers import FaceRestorer
 
 
 @pytest.fixture(scope="module")

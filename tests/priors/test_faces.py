@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from node_runner import execute
-from priors.alignment import (FFHQ_TEMPLATE_512, DetectedFace, alignment_affine, paste_face,
+from comfyui_ssdiff.priors.alignment import (FFHQ_TEMPLATE_512, DetectedFace, alignment_affine, paste_face,
                                    select_faces, warp_face)
 
 
@@ -79,7 +79,7 @@ def crop_inputs(detector, image, **overrides):
 def test_detector_loader_reads_facexlib_weights(detector):
     assert detector.name == "RetinaFace" and detector.find.args[0].backbone == "mobilenet0.25"
     photo = smooth_photo(120, 160)
-    from priors.face_detection import detect_faces
+    from comfyui_ssdiff.priors.face_detection import detect_faces
     assert isinstance(detect_faces(detector, photo, confidence=1.0), list)
 
 

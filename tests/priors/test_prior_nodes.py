@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from node_runner import execute
-from priors.parsing import PARSENET_TO_CELEBAMASK_HQ, FaceParser, parse_faces, pil_nearest_indices
+from comfyui_ssdiff.priors.parsing import PARSENET_TO_CELEBAMASK_HQ, FaceParser, parse_faces, pil_nearest_indices
 from stage_settings import ONE_STOP_SETTINGS, SELECTIVE_SETTINGS
 
 

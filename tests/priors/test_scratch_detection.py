@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from safetensors.torch import load_file, save_file
 
-from models.scratch_detection import ScratchUNet, ScratchUNetConfig
-from priors.scratch import (detect_scratch_probability, network_size, pil_luma, scratch_mask,
+from comfyui_ssdiff.models.scratch_detection import ScratchUNet, ScratchUNetConfig
+from comfyui_ssdiff.priors.scratch import (detect_scratch_probability, network_size, pil_luma, scratch_mask,
                                  working_size)
 
 MANIFEST = Path(__file__).with_name("bopbtl_scratch_keys.txt")

@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 
 from conftest import REPO
-from priors.alignment import AlignedFace, DetectedFace, FaceInfo, paste_face
-from priors.faces import paste_faces
-from priors.tone import MONOCHROME_SPREAD, hue_spread, is_monochrome_or_tinted, uses_photo_tone
+from comfyui_ssdiff.priors.alignment import AlignedFace, DetectedFace, FaceInfo, paste_face
+from comfyui_ssdiff.priors.faces import paste_faces
+from comfyui_ssdiff.priors.tone import MONOCHROME_SPREAD, hue_spread, is_monochrome_or_tinted, uses_photo_tone
 
 SEPIA = np.array([[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]], np.float32)
 SIZE, CROP = 160, 64

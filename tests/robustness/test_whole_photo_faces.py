@@ -11,7 +11,7 @@ from PIL import Image
 
 from robustness_support import (assert_still_serves, ddpm_loader, execution_error, load_image, output_arrays,
                                 pseudo_reference, refused, save, write_image)
-from priors.alignment import FFHQ_TEMPLATE_512
+from comfyui_ssdiff.priors.alignment import FFHQ_TEMPLATE_512
 
 TEMPLATE_EYE_DISTANCE = float(np.linalg.norm(FFHQ_TEMPLATE_512[1] - FFHQ_TEMPLATE_512[0]))
 
@@ -116,7 +116,7 @@ def test_mask_batch_that_does_not_match_the_photos_is_refused_by_face_crop(serve
 def test_a_face_pasted_into_a_sepia_photo_takes_the_photos_tone_and_an_unknown_tone_is_refused(server):
     """tone 'photo' (and 'auto', which finds the photo tinted) gives the restored face the sepia
     photo's colour; 'restored' keeps the restoration's colour; a tone not offered is refused."""
-    from priors.tone import hue_spread
+    from comfyui_ssdiff.priors.tone import hue_spread
 
     grey = smooth_photo(200, 300, seed=67).astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
     sepia_matrix = np.array([[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]], np.float32)

@@ -1,0 +1,41 @@
+"""What holds the layout together: the tests, the harness, the scripts and the benchmarks import
+the pack only as one package (`comfyui_ssdiff`, registered by the harness), never its packages by
+their bare names, which ComfyUI's own `nodes` module and the idea of its `models/` folder share
+(issue 27, point 7)."""
+from __future__ import annotations
+
+import ast
+
+from conftest import REPO
+
+PACK_PACKAGES = {"models", "priors", "ssdiff_core", "comfy_adapter"}
+
+
+def imported_modules(path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_nothing_outside_the_pack_imports_its_packages_by_their_bare_names():
+    outside = [path for folder in ("tests", "harness", "scripts", "bench") for path in (REPO / folder).rglob("*.py")]
+    assert len(outside) > 40
+    bare = {f"{path.relative_to(REPO)}: {name}" for path in outside for name in imported_modules(path)
+            if name.split(".")[0] in PACK_PACKAGES}
+    assert not bare, sorted(bare)
+
+
+def test_the_harness_registers_the_pack_as_one_package():
+    import sys
+
+    import harness
+
+    package = sys.modules[harness.PACK]
+    assert package.__path__ == [str(REPO)]
+    from comfyui_ssdiff.models import files
+
+    assert files.__name__ == "comfyui_ssdiff.models.files" and "models.files" not in sys.modules
