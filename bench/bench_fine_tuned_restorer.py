@@ -7,7 +7,7 @@ weights (the FFHQ-512 face UNet, CodeFormer, ParseNet):
   stage-2 guided steps (from the time of each kind of step, or measured whole with --whole-face);
 - a pseudo-target per face at the node's defaults: the coarse restoration and the steps from 0.6
   of a 250-step grid, constrained down to 0.36, the rest plain (from step times);
-- the fine-tune (through models/face_restorers/fine_tune.py): a training step at the node's
+- the fine-tune (through training/fine_tune.py): a training step at the node's
   batch size (the median over the run), and what a face costs the first time it is drawn (the
   frozen original's encoding, per flip);
 - the fine-tuned restorer per face.
@@ -34,7 +34,8 @@ import harness  # noqa: E402,F401  (makes the pack importable as comfyui_ssdiff)
 from bench_guided_step import DEFAULT_STEPS, discrete_sigmas, host_like_model, synthetic_inputs  # noqa: E402
 from comfyui_ssdiff.models.face_restorers import CODEFORMER, FaceRestorer  # noqa: E402
 from comfyui_ssdiff.models.face_restorers.codeformer import encode, nearest_codes  # noqa: E402
-from comfyui_ssdiff.models.face_restorers.fine_tune import TRAINED_PARTS, FineTuneSettings, fine_tune  # noqa: E402
+from comfyui_ssdiff.training.fine_tune import FineTuneSettings, fine_tune  # noqa: E402
+from comfyui_ssdiff.training.recipes import TRAINED_PARTS  # noqa: E402
 from comfyui_ssdiff.models.guided_diffusion import FaceUNet, FaceUNetConfig  # noqa: E402
 from comfyui_ssdiff.priors.coarse import coarse_restore  # noqa: E402
 from comfyui_ssdiff.priors.parsing import FaceParser, parse_faces  # noqa: E402

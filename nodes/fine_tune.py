@@ -10,11 +10,13 @@ from comfy_api.latest import io
 
 from ..comfy_adapter import checkpoints, image_folders, progress
 from ..models import perceptual_loss as lpips_vgg
-from ..models.face_restorers import CODEFORMER, FaceRestorer
-from ..models.face_restorers.fine_tune import TRAINED_PARTS, FineTuneSettings, fine_tune
+from ..models.face_restorers import FaceRestorer
 from ..models.files import FACE_RESTORE_FOLDER
-from ..priors.coarse import restorer_input
 from ..priors.plots import line_plot
+from ..training.fine_tune import FineTuneSettings, fine_tune
+from ..training.losses import PerceptualLoss
+from ..training.pairs import training_pairs
+from ..training.recipes import TRAINED_PARTS, recipe_of
 from . import boundary
 from .input_checks import checked_inputs
 from .loaders import CheckpointLoader
@@ -41,7 +43,7 @@ class SSDiffPerceptualLossLoader(CheckpointLoader):
     @classmethod
     @checked_inputs
     def execute(cls, model_name: str, weight: float) -> io.NodeOutput:
-        return io.NodeOutput(lpips_vgg.PerceptualLoss(cls.load(model_name, lpips_vgg.build), weight))
+        return io.NodeOutput(PerceptualLoss(cls.load(model_name, lpips_vgg.build), weight))
 
 
 class SSDiffFineTuneRestorer(io.ComfyNode):
@@ -108,10 +110,13 @@ class SSDiffFineTuneRestorer(io.ComfyNode):
     def execute(cls, restorer: FaceRestorer, steps: int, learning_rate: float, batch_size: int, seed: int,
                 ema_decay: float, train: str, save_name: str, degraded: torch.Tensor | None = None,
                 targets: torch.Tensor | None = None, pairs_folder: str = "",
-                perceptual_loss: lpips_vgg.PerceptualLoss | None = None) -> io.NodeOutput:
+                perceptual_loss: PerceptualLoss | None = None) -> io.NodeOutput:
         if save_name.strip():
             checkpoints.check_save_name(save_name.strip())  # before the training, not after it
-        degraded_faces, target_faces = training_pairs(degraded, targets, pairs_folder, restorer.face_size)
+        degraded_faces, target_faces = training_pairs(
+            None if degraded is None else boundary.image_to_rgb(degraded),
+            None if targets is None else boundary.image_to_rgb(targets), folder_pairs(pairs_folder),
+            restorer.face_size)
         settings = FineTuneSettings(steps, learning_rate, batch_size, seed, ema_decay,
                                     transformer_only=train == "transformer_only")
         result = fine_tune(restorer, degraded_faces, target_faces, settings, progress.step_reporter(steps),
@@ -126,36 +131,18 @@ class SSDiffFineTuneRestorer(io.ComfyNode):
                                                  "pairs": len(degraded_faces),
                                                  "perceptual_loss_weight": None if perceptual_loss is None
                                                  else perceptual_loss.weight})}))
-        plot = line_plot({_loss_name(restorer.architecture, perceptual_loss): result.losses},
+        loss_name = recipe_of(restorer.architecture).loss_name(None if perceptual_loss is None
+                                                               else perceptual_loss.weight)
+        plot = line_plot({loss_name: result.losses},
                          f"Fine-tuning {restorer.architecture} on {len(degraded_faces)} faces", "step",
                          "training loss", log_y=True)
         return io.NodeOutput(result.restorer, plot[None], json.dumps(result.losses), saved_as)
 
 
-def _loss_name(architecture: str, perceptual_loss: lpips_vgg.PerceptualLoss | None) -> str:
-    if architecture == CODEFORMER:
-        return "code losses"
-    return "L1 pixel loss" if perceptual_loss is None else f"L1 pixel loss + {perceptual_loss.weight:g} x LPIPS"
-
-
-def training_pairs(degraded: torch.Tensor | None, targets: torch.Tensor | None, pairs_folder: str,
-                   size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The wired batches and the folder's pairs, as the restorer takes faces (`size` px, [-1, 1])."""
-    if (degraded is None) != (targets is None):
-        raise ValueError("connect both degraded and targets (one target per degraded face), or neither and give "
-                         "pairs_folder")
-    degraded_faces, target_faces = [], []
-    if degraded is not None:
-        if targets.shape[0] != degraded.shape[0]:
-            raise ValueError(f"targets has a batch of {targets.shape[0]}, degraded a batch of {degraded.shape[0]}: "
-                             "give one target per degraded face, in the same order")
-        degraded_faces.append(restorer_input(boundary.image_to_rgb(degraded), size))
-        target_faces.append(restorer_input(boundary.image_to_rgb(targets), size))
-    if pairs_folder.strip():
-        folder = image_folders.input_folder(pairs_folder, "pairs_folder")
-        for degraded_path, target_path in image_folders.paired_images(folder, "degraded", "targets", "pairs_folder"):
-            degraded_faces.append(restorer_input(image_folders.read_rgb(degraded_path), size))
-            target_faces.append(restorer_input(image_folders.read_rgb(target_path), size))
-    if not degraded_faces:
-        raise ValueError("no training pairs: connect degraded and targets, or give pairs_folder")
-    return torch.cat(degraded_faces), torch.cat(target_faces)
+def folder_pairs(pairs_folder: str):
+    """The pairs of `pairs_folder` (inside ComfyUI's input folder), read one at a time."""
+    if not pairs_folder.strip():
+        return
+    folder = image_folders.input_folder(pairs_folder, "pairs_folder")
+    for degraded_path, target_path in image_folders.paired_images(folder, "degraded", "targets", "pairs_folder"):
+        yield image_folders.read_rgb(degraded_path), image_folders.read_rgb(target_path)

@@ -21,4 +21,4 @@ masked mean/std transfer."""
 FaceRecognitionType = io.Custom("SSDIFF_FACE_RECOGNITION")
 """models.face_recognition's ArcFace backbone, loaded: 112 px faces -> unit embeddings."""
 PerceptualLossType = io.Custom("SSDIFF_PERCEPTUAL_LOSS")
-"""models.perceptual_loss.PerceptualLoss: LPIPS-VGG and its weight beside the pixel loss."""
+"""training.losses.PerceptualLoss: LPIPS-VGG and its weight beside the pixel loss."""

@@ -32,6 +32,6 @@ cd "$repo"
 # Compiled once here, not again by every ComfyUI the tests start (where PYTHONDONTWRITEBYTECODE
 # is set, as on some CI images, nothing would keep the bytecode otherwise).
 "$venv/bin/python" -m compileall -q -x '/custom_nodes/' "$comfyui" > /dev/null || true
-"$venv/bin/python" -m compileall -q "$repo/__init__.py" "$repo"/{comfy_adapter,harness,models,nodes,priors,ssdiff_core} \
+"$venv/bin/python" -m compileall -q "$repo/__init__.py" "$repo"/{comfy_adapter,harness,models,nodes,priors,ssdiff_core,training} \
   > /dev/null
 exec "$venv/bin/python" -m pytest tests "$@"

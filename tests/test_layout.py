@@ -8,7 +8,7 @@ import ast
 
 from conftest import REPO
 
-PACK_PACKAGES = {"models", "priors", "ssdiff_core", "comfy_adapter"}
+PACK_PACKAGES = {"models", "priors", "ssdiff_core", "comfy_adapter", "training"}
 
 
 def imported_modules(path) -> set[str]:

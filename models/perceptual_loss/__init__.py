@@ -1,11 +1,11 @@
 """LPIPS (Zhang et al., CVPR 2018), the perceptual distance DT-BFR adds to the pixel loss when it
 fine-tunes a restorer (weight 0.1), as the `lpips` package computes it on VGG16: the package's
 linear heads (shipped inside it, calibrated on human judgements) over torchvision's ImageNet
-VGG16, whose weights the user gives (the package itself would download them)."""
+VGG16, whose weights the user gives (the package itself would download them). The loss term
+built on it is training.losses.PerceptualLoss."""
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 
 import torch
 
@@ -20,17 +20,6 @@ LPIPS_SLICE_STARTS = (0, 4, 9, 16, 23)
 """Where lpips' `slice1` .. `slice5` of those features begin: each ends at relu1_2 .. relu5_3."""
 DEFAULT_WEIGHT = 0.1
 """DT-BFR's weight of LPIPS beside the L1 pixel loss (1.0)."""
-
-
-@dataclass(frozen=True)
-class PerceptualLoss:
-    """`weight` x LPIPS: what the fine-tune adds to its pixel loss."""
-    network: torch.nn.Module
-    weight: float = DEFAULT_WEIGHT
-
-    def __call__(self, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """The weighted distance of B x 3 x H x W RGB images in [-1, 1], averaged over the batch."""
-        return self.weight * self.network(images, targets).mean()
 
 
 def _lpips_key(vgg_key: str) -> str:

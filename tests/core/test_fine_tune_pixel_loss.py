@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from harness.tiny_models import vgg16_features
 from comfyui_ssdiff.models import perceptual_loss
 from comfyui_ssdiff.models.face_restorers import FaceRestorer
-from comfyui_ssdiff.models.face_restorers.fine_tune import FineTuneSettings, fine_tune
+from comfyui_ssdiff.training.fine_tune import FineTuneSettings, fine_tune
+from comfyui_ssdiff.training.losses import PerceptualLoss
 
 
 def tiny_gfpgan() -> FaceRestorer:
@@ -56,7 +57,7 @@ def test_with_lpips_each_step_adds_its_weighted_distance_to_the_l1_loss():
 
     restorer = tiny_gfpgan()
     vgg = vgg16_features(seed=2)
-    loss = perceptual_loss.PerceptualLoss(perceptual_loss.build(vgg), weight=0.1)
+    loss = PerceptualLoss(perceptual_loss.build(vgg), weight=0.1)
     degraded, targets = smooth_pairs(1)
     torch.manual_seed(7)  # the StyleGAN decoder's noise
     result = fine_tune(restorer, degraded, targets, FineTuneSettings(3, learning_rate=2e-3, batch_size=1,
@@ -88,7 +89,7 @@ def test_weights_that_are_not_vgg16_are_refused_naming_what_they_are():
 
 def test_codeformer_is_not_fine_tuned_on_pixels():
     restorer = FaceRestorer(tiny_gfpgan().network, "CodeFormer")
-    loss = perceptual_loss.PerceptualLoss(torch.nn.Identity())
+    loss = PerceptualLoss(torch.nn.Identity())
     degraded, targets = smooth_pairs(1)
     with pytest.raises(ValueError, match="^perceptual_loss: CodeFormer is fine-tuned on its codes"):
         fine_tune(restorer, degraded, targets, FineTuneSettings(1), perceptual_loss=loss)
