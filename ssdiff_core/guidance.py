@@ -54,6 +54,30 @@ def _check_size(tensor: torch.Tensor, like: torch.Tensor, scale: int, name: str)
                          "pixels: resize it to the image it guides")
 
 
+class GuidanceTerm:
+    """One more term of a stage's loss on the x0 estimate in pixels (B x 3 x H x W in [-1, 1]),
+    beside the paper's, e.g. an identity term towards reference photos. A term is a frozen
+    dataclass: its weight declared with `settings.setting()` (so that a node can offer it), its
+    loss in `loss`. `start` gives the term prepared for one run (its tensors on the sample's
+    device and batch); the stage adds `loss(x0, when)` (None: inactive at this step) to its own
+    under the same normalised correction."""
+
+    def start(self, sample: torch.Tensor) -> "GuidanceTerm":
+        return self
+
+    def loss(self, x0: torch.Tensor, when: StepTime) -> torch.Tensor | None:
+        raise NotImplementedError
+
+
+def _with_terms(total: torch.Tensor, terms: tuple[GuidanceTerm, ...], x0: torch.Tensor,
+                when: StepTime) -> torch.Tensor:
+    for term in terms:
+        extra = term.loss(x0, when)
+        if extra is not None:
+            total = total + extra
+    return total
+
+
 class GradientOnlyRun:
     """SSDiff's stages steer by their gradient alone: each step's x_{t-1} stays as it is."""
 
@@ -73,6 +97,8 @@ class PseudoReferenceGuidance:
     colour_from_input_above: float = 0.65
     repeat: RepeatWindow = field(default_factory=RepeatWindow)
     variant: MethodVariant = PAPER
+    terms: tuple[GuidanceTerm, ...] = ()
+    """More terms of the loss (GuidanceTerm); none: the paper's stage 1."""
 
     @property
     def sample_size(self) -> tuple[int, int]:
@@ -89,7 +115,7 @@ class PseudoReferenceGuidance:
                 degraded=_normal_tensor(_batched(self.degraded, batch, "degraded image"), sample),
                 undamaged=undamaged,
                 undamaged_latent=~latent_resolution(~undamaged, pixel_map.scale),
-                to_pixels=pixel_map.prepare(sample))
+                to_pixels=pixel_map.prepare(sample), terms=tuple(term.start(sample) for term in self.terms))
 
 
 @dataclass
@@ -99,6 +125,7 @@ class PseudoReferenceRun(GradientOnlyRun):
     undamaged: torch.Tensor
     undamaged_latent: torch.Tensor
     to_pixels: ToPixels
+    terms: tuple[GuidanceTerm, ...] = ()
 
     def gradient(self, x0h: torch.Tensor, when: StepTime) -> torch.Tensor:
         spec = self.spec
@@ -106,8 +133,9 @@ class PseudoReferenceRun(GradientOnlyRun):
 
         def loss(x0: torch.Tensor) -> torch.Tensor:
             colour_source = self.degraded if colour_from_input else x0
-            return (spec.lightness_weight * losses.lightness_loss(x0, self.degraded, self.undamaged)
-                    + spec.colour_weight * losses.face_colour_loss(x0, colour_source))
+            total = (spec.lightness_weight * losses.lightness_loss(x0, self.degraded, self.undamaged)
+                     + spec.colour_weight * losses.face_colour_loss(x0, colour_source))
+            return _with_terms(total, self.terms, x0, when)
 
         return _loss_gradient(x0h, self.to_pixels, loss) * self.undamaged_latent
 
@@ -149,6 +177,8 @@ class SelectiveGuidance:
                                                       "paper: 20)", 0.1)
     repeat: RepeatWindow = field(default_factory=RepeatWindow)
     variant: MethodVariant = PAPER
+    terms: tuple[GuidanceTerm, ...] = ()
+    """More terms of the loss (GuidanceTerm); none: the paper's stage 2."""
 
     def __post_init__(self) -> None:
         if not 0.0 < self.t1 < 1.0:
@@ -170,6 +200,7 @@ class SelectiveGuidance:
         colour_free = self.masks.colour_free if self.colour_region is None else ~(self.colour_region > 0.5)
         with torch.inference_mode(False):
             to_pixels = pixel_map.prepare(sample)
+            terms = tuple(term.start(sample) for term in self.terms)
         return SelectiveRun(
             self,
             coarse=prepared(self.coarse, "coarse restoration"),
@@ -181,7 +212,7 @@ class SelectiveGuidance:
             reference_region=prepared(self.masks.reference, "scratch mask"),
             colour_free=prepared(colour_free, "parsing"),
             colour_target=prepared(self.colour_target, "colour target"),
-            to_pixels=to_pixels)
+            to_pixels=to_pixels, terms=terms)
 
 
 @dataclass
@@ -195,6 +226,7 @@ class SelectiveRun(GradientOnlyRun):
     colour_free: torch.Tensor
     colour_target: torch.Tensor | None
     to_pixels: ToPixels
+    terms: tuple[GuidanceTerm, ...] = ()
 
     def gradient(self, x0h: torch.Tensor, when: StepTime) -> torch.Tensor:
         spec = self.spec
@@ -212,7 +244,7 @@ class SelectiveRun(GradientOnlyRun):
             if use_colour:
                 total = total + spec.colour_weight * losses.colour_loss(
                     x0, self.colour_target, self.colour_free)
-            return total
+            return _with_terms(total, self.terms, x0, when)
 
         return _loss_gradient(x0h, self.to_pixels, loss)
 
