@@ -111,12 +111,12 @@ def model_path(kind: ModelFile, name: str) -> str:
         if path is not None:
             return path
     for folder in kind.folders:
-        for root in folder_paths.get_folder_paths(folder):
-            if os.path.lexists(os.path.join(root, name)):
-                reading = read_checkpoint_keys(os.path.join(root, name))
-                if reading.problem is not None:
-                    raise CheckpointError(f"could not read '{name}' as a {kind.what}: it is {reading.reason}. "
-                                          f"{kind.wanted}")
+        path = listed_path(folder, name)
+        if os.path.lexists(path):  # listed, yet no file: a broken link, a directory, a pipe
+            reading = read_checkpoint_keys(path)
+            if reading.problem is not None:
+                raise CheckpointError(f"could not read '{name}' as a {kind.what}: it is {reading.reason}. "
+                                      f"{kind.wanted}")
     folders = ", ".join(path for folder in kind.folders for path in folder_paths.get_folder_paths(folder))
     raise CheckpointError(f"{kind.what} '{name}' not found in {folders}. Put {kind.expected} there; {kind.source}")
 

@@ -43,7 +43,7 @@ def input_folder(path_text: str, input_name: str) -> UserFolder:
     """The folder `path_text` names inside ComfyUI's input folder ("pairs", "archive/pairs"), or
     inside its output or temp folder with ComfyUI's annotation ("pairs [output]")."""
     text, annotation = path_text.strip(), "input"
-    match = re.fullmatch(r"(.*?)\s*\[(input|output|temp)\]", text)
+    match = re.fullmatch(rf"(.*?)\s*\[({'|'.join(ANNOTATIONS)})\]", text)
     if match:
         text, annotation = match.group(1), match.group(2)
     where = f"ComfyUI's {annotation} folder"

@@ -85,7 +85,7 @@ def read_checkpoint_keys(path: str) -> FileReading:
             return FileReading(problem=FileProblem.MISSING, detail="a symbolic link whose target does not exist")
         return FileReading(problem=FileProblem.MISSING)
     except OSError as error:
-        return FileReading(problem=FileProblem.UNREADABLE, detail=error.strerror or type(error).__name__)
+        return _unreadable(error)
     if not stat.S_ISREG(status.st_mode):
         return FileReading(problem=FileProblem.NOT_A_FILE, detail=_file_type(status.st_mode))
     if status.st_size == 0:
@@ -94,7 +94,7 @@ def read_checkpoint_keys(path: str) -> FileReading:
         with open(path, "rb") as handle:
             head = handle.read(len(LEGACY_TORCH_MAGIC))
     except OSError as error:
-        return FileReading(problem=FileProblem.UNREADABLE, detail=error.strerror or type(error).__name__)
+        return _unreadable(error)
     if path.lower().endswith(SAFETENSORS_SUFFIXES):
         return _safetensors_keys(path, status.st_size)
     if head.startswith(ZIP_MAGIC):
@@ -102,6 +102,10 @@ def read_checkpoint_keys(path: str) -> FileReading:
     if head.startswith(LEGACY_TORCH_MAGIC):
         return _torch_keys(path)
     return FileReading(problem=FileProblem.NOT_A_CHECKPOINT, detail=f"it starts with {head[:4]!r}")
+
+
+def _unreadable(error: OSError) -> FileReading:
+    return FileReading(problem=FileProblem.UNREADABLE, detail=error.strerror or type(error).__name__)
 
 
 def _file_type(mode: int) -> str:
@@ -121,7 +125,7 @@ def _safetensors_keys(path: str, size: int) -> FileReading:
             length = int.from_bytes(handle.read(8), "little")
             header = handle.read(min(length, MAX_SAFETENSORS_HEADER)) if 8 + length <= size else b""
     except OSError as error:
-        return FileReading(problem=FileProblem.UNREADABLE, detail=error.strerror or type(error).__name__)
+        return _unreadable(error)
     if length > MAX_SAFETENSORS_HEADER:
         return FileReading(problem=FileProblem.DAMAGED, detail=f"its header claims {length:,} bytes")
     if 8 + length > size:
@@ -146,15 +150,15 @@ def _safetensors_keys(path: str, size: int) -> FileReading:
 
 def _zip_keys(path: str) -> FileReading:
     """torch.save's zip format: the archive's index must be there (a file cut short loses it, as
-    the index comes last), then the pickle is read with every tensor on the meta device and each
-    tensor's bytes must lie inside the file."""
+    the index comes last), then its pickle (_torch_keys, memory-mapped: each tensor's bytes must
+    lie inside the file)."""
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
     except zipfile.BadZipFile:
         return FileReading(problem=FileProblem.TRUNCATED, detail="its zip index, written last, is missing")
     except OSError as error:
-        return FileReading(problem=FileProblem.UNREADABLE, detail=error.strerror or type(error).__name__)
+        return _unreadable(error)
     if not any(name.endswith("data.pkl") for name in names):
         return FileReading(problem=FileProblem.NOT_A_CHECKPOINT, detail="a zip archive without torch's data.pkl")
     return _torch_keys(path, mapped=True)

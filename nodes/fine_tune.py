@@ -111,8 +111,6 @@ class SSDiffFineTuneRestorer(io.ComfyNode):
                 ema_decay: float, train: str, save_name: str, degraded: torch.Tensor | None = None,
                 targets: torch.Tensor | None = None, pairs_folder: str = "",
                 perceptual_loss: PerceptualLoss | None = None) -> io.NodeOutput:
-        if save_name.strip():
-            checkpoints.check_save_name(save_name.strip())  # before the training, not after it
         degraded_faces, target_faces = training_pairs(
             None if degraded is None else boundary.image_to_rgb(degraded),
             None if targets is None else boundary.image_to_rgb(targets), folder_pairs(pairs_folder),

@@ -93,7 +93,7 @@ def paste_faces(photos: torch.Tensor, faces: torch.Tensor, info: FaceInfo, tone:
                              f"cropped its faces from a {width}x{height} photo: connect the photo that went into "
                              "that FaceCrop (in another size the faces would land in the wrong place)")
     pasted = [_channels_last_array(photo) for photo in photos]
-    originals = [photo.copy() for photo in pasted] if tone != "restored" else pasted
+    originals = list(pasted)  # paste_face returns a new photo: these stay as they came in
     toned: dict[int, bool] = {}
     for crop, entry in zip(faces, info.faces):
         face = _channels_last_array(crop[:3])

@@ -67,7 +67,10 @@ def uses_photo_tone(tone: Tone, photo: np.ndarray) -> bool:
 
 def chroma_statistics(rgb: np.ndarray, weights: np.ndarray | None = None) -> ChromaStatistics:
     """Weighted mean and standard deviation of a* and b* (weights: H x W, e.g. where the face is)."""
-    lab = _lab(rgb)
+    return _chroma_statistics(_lab(rgb), weights)
+
+
+def _chroma_statistics(lab: np.ndarray, weights: np.ndarray | None) -> ChromaStatistics:
     chroma = lab[..., 1:].reshape(-1, 2).astype(np.float64)
     w = np.ones(len(chroma)) if weights is None else weights.reshape(-1).astype(np.float64)
     if w.sum() <= 0:
@@ -77,11 +80,11 @@ def chroma_statistics(rgb: np.ndarray, weights: np.ndarray | None = None) -> Chr
     return ChromaStatistics(mean, std)
 
 
-def in_tone(face: np.ndarray, target: ChromaStatistics, face_weights: np.ndarray | None = None) -> np.ndarray:
+def in_tone(face: np.ndarray, target: ChromaStatistics) -> np.ndarray:
     """The face with its L* as it is and its a*, b* moved to `target`'s mean and spread (Reinhard
     et al.'s colour transfer on the chroma channels alone)."""
     lab = _lab(face)
-    own = chroma_statistics(face, face_weights)
+    own = _chroma_statistics(lab, None)
     scale = target.std / np.maximum(own.std, 1e-6)
     lab[..., 1:] = ((lab[..., 1:] - own.mean) * scale + target.mean).astype(np.float32)
     rgb = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB).clip(0, 1)
