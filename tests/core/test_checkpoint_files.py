@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -14,26 +13,12 @@ import torch
 from safetensors.torch import save_file
 
 from comfyui_ssdiff.models.checkpoint_files import FileProblem, read_checkpoint_keys
-
-BIG = (10**12).to_bytes(5, "little")
+from damaged_checkpoints import with_storage_claim
 
 
 class Hostile:
     def __reduce__(self):
         return print, ("ran",)
-
-
-def with_storage_claim(source: Path, target: Path, numel: int) -> Path:
-    """A copy of a torch zip file whose pickle says its first storage holds `numel` elements (the
-    damaged file of issue 26: a storage claiming 10^12 bytes)."""
-    with zipfile.ZipFile(source) as archive, zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as out:
-        for info in archive.infolist():
-            data = archive.read(info.filename)
-            if info.filename.endswith("data.pkl"):
-                assert b"cpuq\x06M\xe8\x03" in data, "the storage of 1000 floats, as pickled"
-                data = data.replace(b"cpuq\x06M\xe8\x03", b"cpuq\x06\x8a\x05" + numel.to_bytes(5, "little"), 1)
-            out.writestr(info, data)
-    return target
 
 
 @pytest.fixture(scope="module")

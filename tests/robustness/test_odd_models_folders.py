@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import struct
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ import requests
 import torch
 from safetensors.torch import save_file
 
+from damaged_checkpoints import with_storage_claim
 from harness.headless import ComfyServer
 
 from robustness_support import assert_still_serves, execution_error, refused
@@ -40,14 +40,7 @@ def storage_claiming(target: Path, numel: int) -> Path:
     floats while the file holds 1000 (issue 26's damaged .pth)."""
     source = target.with_suffix(".whole")
     torch.save({"model_state": {"first.1.weight": torch.zeros(1000)}}, source)
-    with zipfile.ZipFile(source) as archive, zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as out:
-        for info in archive.infolist():
-            data = archive.read(info.filename)
-            if info.filename.endswith("data.pkl"):
-                data, count = re.subn(rb"cpu(q.|\x94)M\xe8\x03", lambda m: b"cpu" + m.group(1) + b"\x8a\x05" +
-                                      numel.to_bytes(5, "little"), data, count=1, flags=re.S)
-                assert count == 1, "the storage of 1000 floats, as pickled"
-            out.writestr(info, data)
+    with_storage_claim(source, target, numel)
     source.unlink()
     return target
 
