@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from ..priors.arrays import image_tensor
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 ANNOTATIONS = ("input", "output", "temp")
 """ComfyUI's names for its folders, written after a file name in brackets ("a.png [output]")."""
@@ -72,7 +74,7 @@ def read_rgb(path: Path) -> torch.Tensor:
     """1 x 3 x H x W RGB in [0, 1]; EXIF orientation applied, grey and RGBA made RGB."""
     with Image.open(path) as picture:
         rgb = ImageOps.exif_transpose(picture).convert("RGB")
-    return torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255).permute(2, 0, 1)[None]
+    return image_tensor(np.asarray(rgb, dtype=np.float32) / 255)[None]
 
 
 def paired_images(folder: UserFolder, first: str, second: str, input_name: str) -> list[tuple[Path, Path]]:

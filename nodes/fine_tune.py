@@ -134,7 +134,7 @@ class SSDiffFineTuneRestorer(io.ComfyNode):
         plot = line_plot({loss_name: result.losses},
                          f"Fine-tuning {restorer.architecture} on {len(degraded_faces)} faces", "step",
                          "training loss", log_y=True)
-        return io.NodeOutput(result.restorer, plot[None], json.dumps(result.losses), saved_as)
+        return io.NodeOutput(result.restorer, boundary.channels_last(plot[None]), json.dumps(result.losses), saved_as)
 
 
 def folder_pairs(pairs_folder: str):

@@ -116,4 +116,5 @@ class SSDiffIterate(io.ComfyNode):
         report = {"changes": result.changes, "region_drifts": result.region_drifts,
                   "identity_angles": result.identity_angles,
                   "identity_angles_from_start": result.identity_angles_from_start}
-        return io.NodeOutput(result.restorations[-1], torch.cat(result.restorations), plot[None], json.dumps(report))
+        return io.NodeOutput(result.restorations[-1], torch.cat(result.restorations),
+                             boundary.channels_last(plot[None]), json.dumps(report))

@@ -11,13 +11,9 @@ import torch
 
 from .alignment import (AlignedFace, FaceInfo, FaceSelection, alignment_affine, letterbox, paste_face,
                         select_faces, warp_face)
+from .arrays import image_array, image_tensor, mask_array, mask_tensor
 from .face_detection import FaceDetector, detect_faces
 from .tone import Tone, in_photo_tone, uses_photo_tone
-
-
-def _channels_last_array(image: torch.Tensor) -> np.ndarray:
-    """C x H x W -> an H x W x C float32 array, as OpenCV and RetinaFace take images."""
-    return image.movedim(0, -1).float().cpu().numpy()
 
 
 def crop_faces(detector: FaceDetector, photos: torch.Tensor, crop_size: int = 512,
@@ -39,9 +35,9 @@ def crop_faces(detector: FaceDetector, photos: torch.Tensor, crop_size: int = 51
     for image_index, photo in enumerate(photos):
         if check_interrupt is not None:
             check_interrupt()
-        rgb = _channels_last_array(photo)
+        rgb = image_array(photo)
         rgb_photos.append(rgb)
-        mask = None if masks is None else masks[min(image_index, masks.shape[0] - 1)].float().cpu().numpy()
+        mask = None if masks is None else mask_array(masks[min(image_index, masks.shape[0] - 1)])
         if mask is not None and mask.shape != rgb.shape[:2]:
             logging.warning("SSDiff FaceCrop: mask %s resized to the photo's %s", mask.shape, rgb.shape[:2])
             mask = cv2.resize(mask, rgb.shape[1::-1], interpolation=cv2.INTER_LINEAR)
@@ -70,8 +66,7 @@ def crop_faces(detector: FaceDetector, photos: torch.Tensor, crop_size: int = 51
                         min_eye_distance)
         crops = [letterbox(rgb, crop_size) for rgb in rgb_photos]
         mask_crops = [np.zeros((crop_size, crop_size), np.float32) for _ in photos]
-    return (torch.from_numpy(np.stack(crops)).clamp(0, 1).movedim(-1, 1),
-            torch.from_numpy(np.stack(mask_crops)).clamp(0, 1), info)
+    return image_tensor(np.stack(crops)).clamp(0, 1), mask_tensor(np.stack(mask_crops)).clamp(0, 1), info
 
 
 def paste_faces(photos: torch.Tensor, faces: torch.Tensor, info: FaceInfo, tone: Tone = "restored") -> torch.Tensor:
@@ -92,11 +87,11 @@ def paste_faces(photos: torch.Tensor, faces: torch.Tensor, info: FaceInfo, tone:
             raise ValueError(f"FacePaste: photo {image_index} is {photo.shape[-1]}x{photo.shape[-2]}, but FaceCrop "
                              f"cropped its faces from a {width}x{height} photo: connect the photo that went into "
                              "that FaceCrop (in another size the faces would land in the wrong place)")
-    pasted = [_channels_last_array(photo) for photo in photos]
+    pasted = [image_array(photo) for photo in photos]
     originals = list(pasted)  # paste_face returns a new photo: these stay as they came in
     toned: dict[int, bool] = {}
     for crop, entry in zip(faces, info.faces):
-        face = _channels_last_array(crop[:3])
+        face = image_array(crop[:3])
         original = originals[entry.image_index]
         if original.shape[-1] == 1:
             face = face.mean(axis=-1, keepdims=True)
@@ -108,4 +103,4 @@ def paste_faces(photos: torch.Tensor, faces: torch.Tensor, info: FaceInfo, tone:
             if toned[entry.image_index]:
                 face = in_photo_tone(face, original, entry.affine)
         pasted[entry.image_index] = paste_face(pasted[entry.image_index], face, entry.affine)
-    return torch.from_numpy(np.stack(pasted)).clamp(0, 1).to(photos.dtype).movedim(-1, 1)
+    return image_tensor(np.stack(pasted)).clamp(0, 1).to(photos.dtype)

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from .alignment import FFHQ_TEMPLATE_512, warp_face
+from .arrays import image_array, image_tensor
 
 ARCFACE_TEMPLATE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
                                  [41.5493, 92.3655], [70.7299, 92.2041]], dtype=np.float32)
@@ -30,10 +31,10 @@ def identity_embeddings(network: torch.nn.Module, faces: torch.Tensor) -> torch.
     scale = math.hypot(*arcface_affine(faces.shape[-1])[:, 0])
     size = round(faces.shape[-1] * scale)  # area-resized to the template's scale first: a warp this small aliases
     affine = arcface_affine(size)
-    crops = np.stack([warp_face(cv2.resize(face.permute(1, 2, 0).float().cpu().numpy(), (size, size),
-                                           interpolation=cv2.INTER_AREA), affine, ARCFACE_SIZE) for face in faces])
+    crops = np.stack([warp_face(cv2.resize(image_array(face), (size, size), interpolation=cv2.INTER_AREA), affine,
+                                ARCFACE_SIZE) for face in faces])
     parameter = next(network.parameters())
-    batch = torch.from_numpy(crops).permute(0, 3, 1, 2).contiguous().to(parameter.device, parameter.dtype) * 2 - 1
+    batch = image_tensor(crops).contiguous().to(parameter.device, parameter.dtype) * 2 - 1
     with torch.no_grad():
         embeddings = network(batch).float().cpu()
     return torch.nn.functional.normalize(embeddings, dim=1)

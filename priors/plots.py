@@ -8,11 +8,13 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .arrays import image_tensor
+
 
 def line_plot(series: dict[str, list[float]], title: str, x_label: str, y_label: str,
               log_y: bool = False, right: dict[str, list[float]] | None = None,
               right_label: str = "") -> torch.Tensor:
-    """One line per named series against its index (from 1) -> an H x W x 3 float image in [0, 1];
+    """One line per named series against its index (from 1) -> a 3 x H x W float image in [0, 1];
     `right`: series of another unit, dashed, on a second y axis."""
     import matplotlib
     matplotlib.use("Agg")
@@ -42,4 +44,4 @@ def line_plot(series: dict[str, list[float]], title: str, x_label: str, y_label:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     with Image.open(buffer) as picture:
-        return torch.from_numpy(np.asarray(picture.convert("RGB"), dtype=np.float32) / 255)
+        return image_tensor(np.asarray(picture.convert("RGB"), dtype=np.float32) / 255)

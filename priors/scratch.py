@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from .arrays import image_array, image_tensor
+
 ResizeMode = Literal["full_size", "scale_256"]
 RESIZE_MODES: tuple[ResizeMode, ...] = ("full_size", "scale_256")
 NETWORK_SHORT_SIDE = 256
@@ -72,9 +74,8 @@ def _working_grayscale(rgb: torch.Tensor, size: tuple[int, int]) -> torch.Tensor
     """One 3 x H x W image to BOPBTL's grayscale 1 x 1 x h x w at the working size, on the CPU."""
     levels = _to_levels(rgb)
     if tuple(levels.shape[1:]) != size:
-        resized = Image.fromarray(levels.permute(1, 2, 0).numpy()).resize(
-            (size[1], size[0]), Image.Resampling.BICUBIC)
-        levels = torch.from_numpy(np.array(resized)).permute(2, 0, 1)
+        resized = Image.fromarray(image_array(levels)).resize((size[1], size[0]), Image.Resampling.BICUBIC)
+        levels = image_tensor(np.array(resized))
     return _luma_from_levels(levels).unsqueeze(0)
 
 

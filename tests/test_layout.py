@@ -39,3 +39,25 @@ def test_the_harness_registers_the_pack_as_one_package():
     from comfyui_ssdiff.models import files
 
     assert files.__name__ == "comfyui_ssdiff.models.files" and "models.files" not in sys.modules
+
+
+LAYOUT_CALLS = {"movedim", "permute", "numpy", "from_numpy"}
+"""Calls that move an image's channels or turn a tensor into an array and back."""
+
+
+def layout_calls(path) -> list[str]:
+    return [f"{path.relative_to(REPO)}:{node.lineno} {node.func.attr}" for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in LAYOUT_CALLS]
+
+
+def test_one_image_boundary_priors_and_the_core_never_convert_a_layout():
+    """Issue 27, point 4: ComfyUI's IMAGE (B x H x W x C) becomes the priors' and the core's
+    B x C x H x W in nodes/boundary.py; arrays for OpenCV and PIL are made in priors/arrays.py alone.
+    No other module of priors/ or ssdiff_core/ moves channels or makes arrays, and no other node
+    module does either (the adapter converts only what ComfyUI's own VAE and image files give)."""
+    method = [path for folder in ("priors", "ssdiff_core") for path in sorted((REPO / folder).rglob("*.py"))]
+    node_modules = sorted((REPO / "nodes").rglob("*.py"))
+    assert len(method) > 20 and len(node_modules) > 15
+    converting = {path.relative_to(REPO).as_posix() for path in method + node_modules if layout_calls(path)}
+    assert converting == {"priors/arrays.py", "nodes/boundary.py"}, sorted(
+        call for path in method + node_modules for call in layout_calls(path))
