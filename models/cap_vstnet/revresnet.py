@@ -97,13 +97,12 @@ class RevResNetConfig:
                         in_channel: int = 3) -> "RevResNetConfig":
         """Reads the architecture off the tensors' names and shapes.
 
-        Accepts the flat state dict or the checkpoint around it ({"state_dict": ...}). Shapes
+        Takes the flat state dict (RevResNet.from_state_dict unwraps a checkpoint once). Shapes
         fix stages, strides, channels, mult, kernel and the block counts; they only fix
         hidden_dim * 4 ** sp_steps, so `sp_steps` (2: photorealistic) and `in_channel` (not stored
         anywhere) are told. Consecutive stride-1 stages of equal width are read as one stage,
         which builds the same network.
         """
-        state_dict = unwrap_state_dict(state_dict)
         missing = [key for key in MARKER_KEYS if key not in state_dict]
         if missing:
             raise ValueError("not a CAP-VSTNet RevResNet state dict: missing marker keys "
