@@ -6,7 +6,8 @@ from comfy_api.latest import ComfyExtension, io
 from .colour import SSDiffColourTransfer, SSDiffColourTransferLoader
 from .face_diffusion import SSDiffFaceDiffusionLoader, SSDiffUnconditional
 from .fine_tune import SSDiffFineTuneRestorer, SSDiffPerceptualLossLoader
-from .iterate import SSDiffFaceRecognitionLoader, SSDiffIterate
+from .identity import SSDiffFaceRecognitionLoader, SSDiffIdentityAngle
+from .iterate import SSDiffIterate
 from .faces import SSDiffFaceCrop, SSDiffFaceDetectorLoader, SSDiffFacePaste
 from .parsing import SSDiffFaceParse, SSDiffFaceParserLoader, SSDiffLabelMapToParsing
 from .pseudo_reference import SSDiffPseudoReference, SSDiffPseudoReferenceSampler
@@ -40,6 +41,7 @@ NODES: list[type[io.ComfyNode]] = [
     SSDiffPerceptualLossLoader,
     SSDiffIterate,
     SSDiffFaceRecognitionLoader,
+    SSDiffIdentityAngle,
 ]
 
 

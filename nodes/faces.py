@@ -8,7 +8,7 @@ from ..comfy_adapter import device
 from ..models import mtcnn, retinaface
 from ..models.files import FACE_DETECTION_FOLDER
 from ..priors.face_detection import mtcnn_detector, retinaface_detector
-from ..priors.faces import crop_faces, paste_faces
+from ..priors.faces import NO_FACE, NoFace, crop_faces, paste_faces
 from ..priors.tone import MONOCHROME_SPREAD, TONES, Tone
 from . import boundary
 from .loaders import CheckpointLoader
@@ -78,18 +78,30 @@ class SSDiffFaceCrop(io.ComfyNode):
                                        "detector's own (RetinaFace 0.97, MTCNN 0.70)"),
                 io.Mask.Input("mask", optional=True,
                               tooltip="a mask of the photo (e.g. scratches) to crop alongside the faces"),
+                io.Combo.Input("no_face", options=list(NO_FACE), default="pass_through", optional=True,
+                               tooltip="a photo without a usable face: pass_through (the whole photo goes on and "
+                                       "Face Paste leaves it unchanged) or refuse (an error naming the photo: "
+                                       "for reference_faces, which must all be faces)"),
             ],
             outputs=[io.Image.Output(display_name="faces"), io.Mask.Output(display_name="masks"),
                      FaceInfoType.Output(display_name="face_info")],
         )
 
     @classmethod
+    def validate_inputs(cls, no_face: str | None = None) -> bool | str:
+        """ComfyUI checks no optional combo's value: an unknown choice is refused here, before the run."""
+        if no_face is None or no_face in NO_FACE:
+            return True
+        return f"no_face must be one of {', '.join(NO_FACE)}, got '{no_face}'"
+
+    @classmethod
     @checked_inputs
     def execute(cls, detector, image: torch.Tensor, crop_size: int, selection: str, index: int,
-                min_eye_distance: float, confidence: float, mask: torch.Tensor | None = None) -> io.NodeOutput:
+                min_eye_distance: float, confidence: float, mask: torch.Tensor | None = None,
+                no_face: NoFace = "pass_through") -> io.NodeOutput:
         photos = boundary.image_to_rgb(image)
         faces, masks, info = crop_faces(detector, photos, crop_size, selection, index, min_eye_distance,
-                                        confidence or None, mask, device.check_interrupt)
+                                        confidence or None, mask, device.check_interrupt, no_face)
         return io.NodeOutput(boundary.channels_last(faces), masks, info)
 
 

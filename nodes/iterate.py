@@ -8,36 +8,14 @@ import torch
 from comfy_api.latest import io
 
 from ..comfy_adapter import device, sampling
-from ..models import face_recognition
 from ..priors.identity import identity_embeddings
 from ..priors.parsing import FaceParser, parse_faces
 from ..priors.plots import line_plot
+from ..ssdiff_core.identity import mean_identity
 from ..ssdiff_core.iteration import iterate
 from . import boundary, stage_guidance, stage_inputs
 from .input_checks import checked_inputs
-from .loaders import CheckpointLoader
-from .types import FaceParserType, FaceRecognitionType
-
-
-class SSDiffFaceRecognitionLoader(CheckpointLoader):
-    FILE = face_recognition.FILE
-
-    @classmethod
-    def define_schema(cls) -> io.Schema:
-        return io.Schema(
-            node_id="SSDiffFaceRecognitionLoader",
-            display_name="SSDiff Face Recognition Loader",
-            category="SSDiff/archive",
-            description=("An ArcFace network (facexlib's recognition_arcface_ir_se50.pth), for SSDiff Iterate "
-                         "to measure how far each round moves the face's identity."),
-            inputs=[cls.checkpoint_input()],
-            outputs=[FaceRecognitionType.Output(display_name="face_recognition")],
-        )
-
-    @classmethod
-    @checked_inputs
-    def execute(cls, model_name: str) -> io.NodeOutput:
-        return io.NodeOutput(cls.load(model_name, face_recognition.build).to(device.compute_device()))
+from .types import FaceParserType
 
 
 class SSDiffIterate(io.ComfyNode):
@@ -63,9 +41,7 @@ class SSDiffIterate(io.ComfyNode):
                                            "difference (0..1 pixel units); 0: always run every round"),
                     FaceParserType.Input("parser", optional=True,
                                          tooltip="to measure the drift of the face regions between rounds"),
-                    FaceRecognitionType.Input("face_recognition", optional=True,
-                                              tooltip="to measure the identity drift between rounds: the angle "
-                                                      "between ArcFace embeddings, in degrees")],
+                    *stage_inputs.identity_inputs()],
             outputs=[io.Image.Output(display_name="restored"), io.Image.Output(display_name="every_round"),
                      io.Image.Output(display_name="change_plot"), io.String.Output(display_name="changes")],
         )
@@ -81,16 +57,18 @@ class SSDiffIterate(io.ComfyNode):
                 rounds: int, min_change: float, scratch_mask: torch.Tensor | None = None,
                 parsing: torch.Tensor | None = None, colour_reference: torch.Tensor | None = None,
                 colour_transfer=None, colour_region: torch.Tensor | None = None, parser: FaceParser | None = None,
-                face_recognition: torch.nn.Module | None = None, vae=None, positive=None, negative=None,
-                **settings) -> io.NodeOutput:
-        """`settings`: stage 2's declared settings (SelectiveGuidance), the same each round."""
+                face_recognition: torch.nn.Module | None = None, reference_faces: torch.Tensor | None = None,
+                vae=None, positive=None, negative=None, **settings) -> io.NodeOutput:
+        """`settings`: stage 2's declared settings (SelectiveGuidance) and its identity term's, the
+        same each round. With face_recognition, each round's identity drift is measured (and its
+        angle to the reference faces, with them)."""
         conditioning = sampling.Conditioning(positive, negative, cfg)
 
         def restore(coarse: torch.Tensor) -> torch.Tensor:
             def guidance_at(multiple: int):
                 return stage_guidance.selective_guidance(
                     image, coarse, pseudo_reference, settings, reference_compat, scratch_mask, parsing,
-                    colour_reference, colour_transfer, colour_region, multiple)
+                    colour_reference, colour_transfer, colour_region, reference_faces, face_recognition, multiple)
 
             return stage_guidance.sample_stage(model, guidance_at, image, seed, steps, base_sampler, conditioning,
                                                vae, latent_guidance)
@@ -103,18 +81,24 @@ class SSDiffIterate(io.ComfyNode):
         def embeddings(images: torch.Tensor) -> torch.Tensor:
             return identity_embeddings(face_recognition, boundary.image_to_rgb(images))
 
+        reference = None
+        if face_recognition is not None and reference_faces is not None:
+            reference = mean_identity(embeddings(reference_faces))
         result = iterate(restore, coarse, rounds, min_change, regions if parser is not None else None,
-                         embeddings if face_recognition is not None else None)
+                         embeddings if face_recognition is not None else None, reference)
         series = {"mean change": result.changes}
         if result.region_drifts:
             series["region drift"] = result.region_drifts
         angles = {"identity, round to round": result.identity_angles,
                   "identity, from the coarse restoration": result.identity_angles_from_start}
+        if result.identity_angles_to_references:
+            angles["identity, to the reference faces"] = result.identity_angles_to_references
         plot = line_plot(series, f"SSDiff Iterate: {len(result.restorations)} round(s)", "round",
                          "share of the image (0..1)", right=angles if result.identity_angles else None,
                          right_label="ArcFace angle (degrees)")
         report = {"changes": result.changes, "region_drifts": result.region_drifts,
                   "identity_angles": result.identity_angles,
-                  "identity_angles_from_start": result.identity_angles_from_start}
+                  "identity_angles_from_start": result.identity_angles_from_start,
+                  "identity_angles_to_references": result.identity_angles_to_references}
         return io.NodeOutput(result.restorations[-1], torch.cat(result.restorations),
                              boundary.channels_last(plot[None]), json.dumps(report))

@@ -22,7 +22,8 @@ class SSDiffPseudoReference(io.ComfyNode):
             inputs=[io.Model.Input("model", tooltip="the face DDPM (SSDiff Face Diffusion Loader), or a latent MODEL "
                                                    "with its vae"),
                     *stage_inputs.pseudo_reference_inputs(),
-                    *stage_inputs.sampling_inputs()],
+                    *stage_inputs.sampling_inputs(),
+                    *stage_inputs.identity_inputs()],
             outputs=[io.Image.Output(display_name="pseudo_reference")],
         )
 
@@ -34,10 +35,13 @@ class SSDiffPseudoReference(io.ComfyNode):
     @checked_inputs
     def execute(cls, model, image: torch.Tensor, seed: int, steps: int, base_sampler: str, latent_guidance: str,
                 cfg: float, reference_compat: bool, scratch_mask: torch.Tensor | None = None, vae=None,
-                positive=None, negative=None, **settings) -> io.NodeOutput:
-        """`settings`: stage 1's declared settings (PseudoReferenceGuidance: scale, repeats, s_start, s_end)."""
+                positive=None, negative=None, face_recognition: torch.nn.Module | None = None,
+                reference_faces: torch.Tensor | None = None, **settings) -> io.NodeOutput:
+        """`settings`: stage 1's declared settings (PseudoReferenceGuidance: scale, repeats, s_start, s_end)
+        and its identity term's (identity_weight)."""
         def guidance_at(multiple: int):
-            return stage_guidance.pseudo_reference_guidance(image, settings, reference_compat, scratch_mask, multiple)
+            return stage_guidance.pseudo_reference_guidance(image, settings, reference_compat, scratch_mask,
+                                                            reference_faces, face_recognition, multiple)
 
         return io.NodeOutput(stage_guidance.sample_stage(
             model, guidance_at, image, seed, steps, base_sampler, sampling.Conditioning(positive, negative, cfg), vae,
@@ -54,7 +58,7 @@ class SSDiffPseudoReferenceSampler(io.ComfyNode):
             description=("Stage-1 guidance as a SAMPLER for SamplerCustom / SamplerCustomAdvanced. "
                          "The image must match the latent: the image's size for the face DDPM (pixel "
                          "VAE), 8 x the latent's for SD-type models."),
-            inputs=stage_inputs.pseudo_reference_inputs(),
+            inputs=[*stage_inputs.pseudo_reference_inputs(), *stage_inputs.identity_inputs()],
             outputs=[io.Sampler.Output()],
         )
 
@@ -65,7 +69,10 @@ class SSDiffPseudoReferenceSampler(io.ComfyNode):
     @classmethod
     @checked_inputs
     def execute(cls, image: torch.Tensor, base_sampler: str, latent_guidance: str, reference_compat: bool,
-                scratch_mask: torch.Tensor | None = None, vae=None, **settings) -> io.NodeOutput:
-        """`settings`: stage 1's declared settings (PseudoReferenceGuidance: scale, repeats, s_start, s_end)."""
-        guidance = stage_guidance.pseudo_reference_guidance(image, settings, reference_compat, scratch_mask)
+                scratch_mask: torch.Tensor | None = None, vae=None, face_recognition: torch.nn.Module | None = None,
+                reference_faces: torch.Tensor | None = None, **settings) -> io.NodeOutput:
+        """`settings`: stage 1's declared settings (PseudoReferenceGuidance: scale, repeats, s_start, s_end)
+        and its identity term's (identity_weight)."""
+        guidance = stage_guidance.pseudo_reference_guidance(image, settings, reference_compat, scratch_mask,
+                                                            reference_faces, face_recognition)
         return io.NodeOutput(sampling.guided_sampler(guidance, base_sampler, vae, latent_guidance))

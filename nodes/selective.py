@@ -24,7 +24,8 @@ class SSDiffSampler(io.ComfyNode):
             inputs=[io.Model.Input("model", tooltip="the face DDPM (SSDiff Face Diffusion Loader), or a latent MODEL "
                                                    "with its vae"),
                     *stage_inputs.selective_inputs(),
-                    *stage_inputs.sampling_inputs()],
+                    *stage_inputs.sampling_inputs(),
+                    *stage_inputs.identity_inputs()],
             outputs=[io.Image.Output(display_name="restored")],
         )
 
@@ -39,13 +40,14 @@ class SSDiffSampler(io.ComfyNode):
                 scratch_mask: torch.Tensor | None = None, parsing: torch.Tensor | None = None,
                 colour_reference: torch.Tensor | None = None, colour_transfer=None,
                 colour_region: torch.Tensor | None = None, vae=None, positive=None, negative=None,
+                face_recognition: torch.nn.Module | None = None, reference_faces: torch.Tensor | None = None,
                 **settings) -> io.NodeOutput:
         """`settings`: stage 2's declared settings (SelectiveGuidance: t1, scale, the three weights,
-        repeats, s_start, s_end)."""
+        repeats, s_start, s_end) and its identity term's (identity_weight)."""
         def guidance_at(multiple: int):
             return stage_guidance.selective_guidance(
                 image, coarse_restoration, pseudo_reference, settings, reference_compat, scratch_mask, parsing,
-                colour_reference, colour_transfer, colour_region, multiple)
+                colour_reference, colour_transfer, colour_region, reference_faces, face_recognition, multiple)
 
         return io.NodeOutput(stage_guidance.sample_stage(
             model, guidance_at, image, seed, steps, base_sampler, sampling.Conditioning(positive, negative, cfg), vae,
@@ -63,7 +65,7 @@ class SSDiffSelectiveSampler(io.ComfyNode):
                          "to put SSDiff's selective guidance into your own graph (face DDPM, or "
                          "SD-type models with LoRAs). The image must match the latent: the image's "
                          "size for the face DDPM (pixel VAE), 8 x the latent's for SD-type models."),
-            inputs=stage_inputs.selective_inputs(),
+            inputs=[*stage_inputs.selective_inputs(), *stage_inputs.identity_inputs()],
             outputs=[io.Sampler.Output()],
         )
 
@@ -77,10 +79,11 @@ class SSDiffSelectiveSampler(io.ComfyNode):
                 base_sampler: str, latent_guidance: str, reference_compat: bool,
                 scratch_mask: torch.Tensor | None = None, parsing: torch.Tensor | None = None,
                 colour_reference: torch.Tensor | None = None, colour_transfer=None,
-                colour_region: torch.Tensor | None = None, vae=None, **settings) -> io.NodeOutput:
+                colour_region: torch.Tensor | None = None, vae=None, face_recognition: torch.nn.Module | None = None,
+                reference_faces: torch.Tensor | None = None, **settings) -> io.NodeOutput:
         """`settings`: stage 2's declared settings (SelectiveGuidance: t1, scale, the three weights,
-        repeats, s_start, s_end)."""
+        repeats, s_start, s_end) and its identity term's (identity_weight)."""
         guidance = stage_guidance.selective_guidance(
             image, coarse_restoration, pseudo_reference, settings, reference_compat, scratch_mask, parsing,
-            colour_reference, colour_transfer, colour_region)
+            colour_reference, colour_transfer, colour_region, reference_faces, face_recognition)
         return io.NodeOutput(sampling.guided_sampler(guidance, base_sampler, vae, latent_guidance))

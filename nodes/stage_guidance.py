@@ -11,10 +11,12 @@ import torch
 from ..comfy_adapter import sampling
 from ..priors.cap_vstnet_transfer import CapVstnetTransfer
 from ..ssdiff_core.colour_transfer import ColourTransfer, masked_mean_std_transfer
-from ..ssdiff_core.guidance import PseudoReferenceGuidance, SelectiveGuidance
+from ..priors.identity import identity_embedder, identity_embeddings
+from ..ssdiff_core.guidance import GuidanceTerm, PseudoReferenceGuidance, SelectiveGuidance
+from ..ssdiff_core.identity import IdentityTerm, mean_identity
 from ..ssdiff_core.masks import selective_masks
 from ..ssdiff_core.sampler import Guidance
-from ..ssdiff_core.settings import from_settings
+from ..ssdiff_core.settings import from_settings, split_settings
 from ..ssdiff_core.variant import MethodVariant, variant_of
 from . import boundary
 
@@ -27,16 +29,45 @@ def _scratch(scratch_mask: torch.Tensor | None, like: torch.Tensor) -> torch.Ten
     return boundary.match_size(scratch, like.shape[-2:], "scratch_mask")
 
 
+def identity_terms(image: torch.Tensor, settings: Mapping[str, Any], reference_faces: torch.Tensor | None,
+                   face_recognition: torch.nn.Module | None) -> tuple[GuidanceTerm, ...]:
+    """The identity term of a stage (none without references or at weight 0, leaving the stage as
+    it was): the references' mean ArcFace identity, the face at the image's own size inside the
+    padded sample. `settings`: the term's declared settings, by input name."""
+    term_settings, _ = split_settings(settings, IdentityTerm)
+    weight = term_settings.get("identity_weight", IdentityTerm.weight)
+    if reference_faces is None or weight == 0:
+        return ()
+    if face_recognition is None:
+        raise ValueError("reference_faces are measured by a face recognition network: connect SSDiff Face "
+                         "Recognition Loader to face_recognition, or disconnect reference_faces")
+    height, width = image.shape[1:3]
+    if height != width:
+        raise ValueError(f"identity guidance compares aligned faces, which are square; image is {width} x {height} "
+                         "px: give the face from SSDiff Face Crop, or disconnect reference_faces")
+    references = boundary.image_to_rgb(reference_faces)
+    if references.shape[-1] != references.shape[-2]:
+        raise ValueError(f"reference_faces are {references.shape[-1]} x {references.shape[-2]} px, not aligned "
+                         "faces: give the faces from SSDiff Face Crop run on the reference photos")
+    reference = mean_identity(identity_embeddings(face_recognition, references))
+    return (from_settings(IdentityTerm, term_settings, embed=identity_embedder(face_recognition),
+                          reference=reference, face_size=(height, width)),)
+
+
 def pseudo_reference_guidance(image: torch.Tensor, settings: Mapping[str, Any], reference_compat: bool,
-                              scratch_mask: torch.Tensor | None = None, pad_multiple: int = 1
+                              scratch_mask: torch.Tensor | None = None, reference_faces: torch.Tensor | None = None,
+                              face_recognition: torch.nn.Module | None = None, pad_multiple: int = 1
                               ) -> PseudoReferenceGuidance:
     """Stage 1 from its node's inputs: the images at the degraded face's size, padded to the
-    model's multiple; `settings` the stage's declared settings, by input name."""
+    model's multiple; `settings` the stage's and its identity term's declared settings, by input
+    name."""
     degraded = boundary.image_to_model(image)
     scratch = _scratch(scratch_mask, degraded)
-    return from_settings(PseudoReferenceGuidance, settings, degraded=boundary.pad_to_multiple(degraded, pad_multiple),
-                         scratch=boundary.pad_to_multiple(scratch, pad_multiple),
-                         variant=variant_of(reference_compat))
+    _, stage_settings = split_settings(settings, IdentityTerm)
+    return from_settings(PseudoReferenceGuidance, stage_settings,
+                         degraded=boundary.pad_to_multiple(degraded, pad_multiple),
+                         scratch=boundary.pad_to_multiple(scratch, pad_multiple), variant=variant_of(reference_compat),
+                         terms=identity_terms(image, settings, reference_faces, face_recognition))
 
 
 def _colour_transfer(colour_transfer: ColourTransfer | None, variant: MethodVariant) -> ColourTransfer:
@@ -52,10 +83,11 @@ def selective_guidance(image: torch.Tensor, coarse_restoration: torch.Tensor, ps
                        settings: Mapping[str, Any], reference_compat: bool, scratch_mask: torch.Tensor | None = None,
                        parsing: torch.Tensor | None = None, colour_reference: torch.Tensor | None = None,
                        colour_transfer: ColourTransfer | None = None, colour_region: torch.Tensor | None = None,
+                       reference_faces: torch.Tensor | None = None, face_recognition: torch.nn.Module | None = None,
                        pad_multiple: int = 1) -> SelectiveGuidance:
     """Stage 2 from its node's inputs: every image, mask and parsing at the degraded face's size
     (resized with a warning where they differ), padded to the model's multiple; `settings` the
-    stage's declared settings, by input name."""
+    stage's and its identity term's declared settings, by input name."""
     degraded = boundary.image_to_model(image)
     batch, size = degraded.shape[0], degraded.shape[-2:]
 
@@ -76,13 +108,15 @@ def selective_guidance(image: torch.Tensor, coarse_restoration: torch.Tensor, ps
         boundary.require_batch(region, batch, "colour_region", "image")
         region = boundary.pad_to_multiple(boundary.match_size(region, size, "colour_region"), pad_multiple) > 0.5
     variant = variant_of(reference_compat)
+    _, stage_settings = split_settings(settings, IdentityTerm)
     return from_settings(
-        SelectiveGuidance, settings,
+        SelectiveGuidance, stage_settings,
         coarse=face_image(coarse_restoration, "coarse_restoration"),
         pseudo_reference=face_image(pseudo_reference, "pseudo_reference"),
         masks=selective_masks(scratch, labels),
         colour_reference=None if colour_reference is None else face_image(colour_reference, "colour_reference"),
-        colour_transfer=_colour_transfer(colour_transfer, variant), colour_region=region, variant=variant)
+        colour_transfer=_colour_transfer(colour_transfer, variant), colour_region=region, variant=variant,
+        terms=identity_terms(image, settings, reference_faces, face_recognition))
 
 
 def sample_stage(model, guidance_at: Callable[[int], Guidance], image: torch.Tensor, seed: int, steps: int,

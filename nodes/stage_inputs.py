@@ -8,23 +8,26 @@ from comfy_api.latest import io
 from ..comfy_adapter import pixel_maps, sampling
 from ..ssdiff_core import settings
 from ..ssdiff_core.guidance import PseudoReferenceGuidance, SelectiveGuidance
+from ..ssdiff_core.identity import IdentityTerm
 from ..ssdiff_core.schedule import RepeatWindow
-from .types import ColourTransferType, ParsingType
+from .types import ColourTransferType, FaceRecognitionType, ParsingType
 
 SCRATCH_MASK_TOOLTIP = "1 = scratched or broken pixel. Leave empty for blur/fading only."
 
 
-def setting_inputs(stage: type) -> list[io.Input]:
+def setting_inputs(stage: type, optional: bool = False) -> list[io.Input]:
     """The widgets of a stage's settings, as the core declares them (ssdiff_core.settings): name,
-    default, range, step and tooltip come from the stage's dataclass and nowhere else."""
+    default, range, step and tooltip come from the stage's dataclass and nowhere else. `optional`:
+    a prompt may leave them out (the declared default applies), as workflows saved before they
+    existed do."""
     inputs = []
     for entry in settings.declared(stage):
         if isinstance(entry.default, int):
             inputs.append(io.Int.Input(entry.name, default=entry.default, min=entry.minimum, max=entry.maximum,
-                                       tooltip=entry.tooltip))
+                                       tooltip=entry.tooltip, optional=optional))
         else:
             inputs.append(io.Float.Input(entry.name, default=entry.default, min=entry.minimum, max=entry.maximum,
-                                         step=entry.step, tooltip=entry.tooltip))
+                                         step=entry.step, tooltip=entry.tooltip, optional=optional))
     return inputs
 
 
@@ -64,6 +67,22 @@ def validate_repeat_window(s_start: float | None, s_end: float | None) -> bool |
     except ValueError as error:
         return str(error)
     return True
+
+
+def identity_inputs() -> list[io.Input]:
+    """The identity term (ssdiff_core/identity.py): other photos of the same person. Optional and
+    last on every node, so that workflows saved before it still run and keep their widgets' values
+    in place."""
+    return [
+        FaceRecognitionType.Input("face_recognition", optional=True,
+                                  tooltip="ArcFace (SSDiff Face Recognition Loader): the identity that "
+                                          "reference_faces guide towards is measured with it"),
+        io.Image.Input("reference_faces", optional=True,
+                       tooltip="other photos of the same person, FFHQ-aligned (SSDiff Face Crop on them, with "
+                               "no_face = refuse): the face is pulled towards their identity; needs "
+                               "face_recognition"),
+        *setting_inputs(IdentityTerm, optional=True),
+    ]
 
 
 def pseudo_reference_inputs() -> list[io.Input]:

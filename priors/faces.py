@@ -3,7 +3,7 @@ B x C x H x W in [0, 1], checked for invalid values at the node boundary."""
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from typing import Callable, Literal
 
 import cv2
 import numpy as np
@@ -16,14 +16,20 @@ from .face_detection import FaceDetector, detect_faces
 from .tone import Tone, in_photo_tone, uses_photo_tone
 
 
+NoFace = Literal["pass_through", "refuse"]
+NO_FACE: tuple[NoFace, ...] = ("pass_through", "refuse")
+
+
 def crop_faces(detector: FaceDetector, photos: torch.Tensor, crop_size: int = 512,
                selection: FaceSelection = "largest", index: int = 0, min_eye_distance: float = 0.0,
                confidence: float | None = None,
                masks: torch.Tensor | None = None,
-               check_interrupt: Callable[[], None] | None = None) -> tuple[torch.Tensor, torch.Tensor, FaceInfo]:
+               check_interrupt: Callable[[], None] | None = None,
+               no_face: NoFace = "pass_through") -> tuple[torch.Tensor, torch.Tensor, FaceInfo]:
     """RGB photos B x 3 x H x W -> (faces N x 3 x S x S, their masks N x S x S, FaceInfo). A photo
     without a usable face contributes nothing; when no photo has one, the photos themselves are
     returned, letterboxed to S x S, with an empty FaceInfo (FacePaste then leaves them unchanged).
+    `no_face` "refuse": a photo without a usable face is an error naming it instead.
     `confidence` None: the detector's own."""
     if masks is not None:
         if masks.ndim == 2:
@@ -53,6 +59,11 @@ def crop_faces(detector: FaceDetector, photos: torch.Tensor, crop_size: int = 51
             raise ValueError(f"FaceCrop index {index} asks for face {index + 1} (counted from the largest), but "
                              f"photo {image_index} has {usable} usable face(s): choose an index from 0 to "
                              f"{usable - 1}")
+        if no_face == "refuse" and not faces:
+            raise ValueError(f"FaceCrop found no usable face in photo {image_index} ({len(detected)} detected, "
+                             f"{len(too_small)} with eyes closer than min_eye_distance {min_eye_distance}) and "
+                             "no_face is 'refuse': remove that photo, lower confidence or min_eye_distance, or "
+                             "set no_face to pass_through")
         for face in faces:
             affine = alignment_affine(face.landmarks, crop_size)
             crops.append(warp_face(rgb, affine, crop_size))

@@ -79,6 +79,19 @@ LAYOUTS = {
             "(a synthetic face on a card) and `assets/sample/ssdiff_sample_old_photo.png` (a public-domain "
             "portrait aged by `scripts/age_photo.py`)."),
     },
+    "family_album_restoration": {
+        "columns": [["note"], [1, 16, 2, 4, 6, 8], [3, 17, 10, 12, 18], [5, 7, 9], [11], [13, 19], [14, 15]],
+        "note": (
+            "SSDiff: the person, from other photos of them",
+            "The whole-photo workflow with identity guidance (as in PGDiff, NeurIPS 2023): other photos of the "
+            "same person go through SSDiff Face Crop (no_face = refuse), ArcFace measures their identity, and "
+            "stage 2 pulls each restored face towards it (identity_weight; 0 turns it off). SSDiff Identity "
+            "Angle shows how far the result is from the references. The reference here is the photo itself, "
+            "a placeholder: load your own photos of the person (several: batch them with Batch Images). "
+            "It cannot restore a face from photos of someone else.",
+            "an old photo in `ComfyUI/input/` and other photos of the same person; the pack's sample is "
+            "`assets/sample/ssdiff_sample_old_photo.png`."),
+    },
     "sampler_custom_advanced": {
         "columns": [["note"], [2, 1, 3, 5, 7, 9], [4, 6, 8, 10, 12], [11, 13, 14, 15], [16, 17, 22],
                     [18], [19, 20, 21]],

@@ -26,6 +26,9 @@ class IterationResult:
     round (the coarse restoration's for the first); empty without an embedding."""
     identity_angles_from_start: list[float] = field(default_factory=list)
     """Per round, the angle between the round's embedding and the coarse restoration's."""
+    identity_angles_to_references: list[float] = field(default_factory=list)
+    """Per round, the angle between the round's embedding and the reference faces' identity;
+    empty without references."""
 
 
 def mean_change(before: torch.Tensor, after: torch.Tensor) -> float:
@@ -46,11 +49,13 @@ def embedding_angle(before: torch.Tensor, after: torch.Tensor) -> float:
 
 def iterate(restore: Callable[[torch.Tensor], torch.Tensor], coarse: torch.Tensor, rounds: int,
             min_change: float = 0.0, regions: Callable[[torch.Tensor], torch.Tensor] | None = None,
-            embed: Callable[[torch.Tensor], torch.Tensor] | None = None) -> IterationResult:
+            embed: Callable[[torch.Tensor], torch.Tensor] | None = None,
+            reference: torch.Tensor | None = None) -> IterationResult:
     """`restore(coarse) -> restoration` run up to `rounds` times, each on the last output; stops
     early once a round changes less than `min_change`. `regions(images)` gives label maps for the
     region drift (e.g. a face parser), `embed(images)` B x D unit-length embeddings for the
-    identity drift (e.g. ArcFace)."""
+    identity drift (e.g. ArcFace); `reference` (D, unit length) the identity each round is
+    measured against, with `embed`."""
     if rounds < 1:
         raise ValueError(f"rounds must be at least 1, got {rounds}")
     result = IterationResult()
@@ -70,6 +75,9 @@ def iterate(restore: Callable[[torch.Tensor], torch.Tensor], coarse: torch.Tenso
             result.identity_angles.append(embedding_angle(embedding, new_embedding))
             result.identity_angles_from_start.append(embedding_angle(start_embedding, new_embedding))
             embedding = new_embedding
+            if reference is not None:
+                result.identity_angles_to_references.append(
+                    embedding_angle(new_embedding, reference.to(new_embedding)[None].expand_as(new_embedding)))
         current = restored
         if result.changes[-1] < min_change:
             break

@@ -74,3 +74,11 @@ def setting_values(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
 def from_settings(cls: type[Stage], values: Mapping[str, Any], **others: Any) -> Stage:
     """`cls` built from the settings in `values` (by input name) and its other fields in `others`."""
     return cls(**setting_values(cls, values), **others)
+
+
+def split_settings(values: Mapping[str, Any], cls: type) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the values among `values` that `cls` declares, the others): a node's settings shared out
+    between its stage and a term of that stage."""
+    own = {entry.name for entry in declared(cls)}
+    return ({name: value for name, value in values.items() if name in own},
+            {name: value for name, value in values.items() if name not in own})

@@ -20,7 +20,7 @@ NODE_IDS = ("SSDiffFaceDiffusionLoader", "SSDiffUnconditional", "SSDiffPseudoRef
             "SSDiffScratchMask", "SSDiffFaceRestorerLoader", "SSDiffCoarseRestore", "SSDiffFaceParserLoader",
             "SSDiffFaceParse", "SSDiffColourTransferLoader", "SSDiffColourTransfer", "SSDiffPseudoTargets",
             "SSDiffPseudoTargetSampler", "SSDiffFineTuneRestorer", "SSDiffIterate",
-            "SSDiffFaceRecognitionLoader", "SSDiffPerceptualLossLoader")
+            "SSDiffFaceRecognitionLoader", "SSDiffPerceptualLossLoader", "SSDiffIdentityAngle")
 TEST_FILES = {"SSDiffFaceDiffusionLoader": ("ckpt_name", "tiny_face_ddpm.pth"),
               "SSDiffFaceDetectorLoader": ("model_name", "detection_mobilenet0.25_Final.pth")}
 """Loader inputs the tests point at the tiny networks (the others have their published names)."""

@@ -7,12 +7,12 @@ random horizontal flips, as the released CodeFormer fine-tune trains.
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
+from ..models.autograd import autograd_copy
 from ..models.face_restorers import FaceRestorer
 from .losses import PerceptualLoss
 from .objectives import CodeFormerObjective, PixelObjective
@@ -47,15 +47,6 @@ class FineTuneResult:
     """The training loss of each step."""
 
 
-def _autograd_copy(network: torch.nn.Module) -> torch.nn.Module:
-    """A copy of normal tensors: a loader may have built `network` under inference mode, whose
-    tensors autograd cannot save for backward."""
-    network = copy.deepcopy(network)
-    for tensor in list(network.parameters()) + list(network.buffers()):
-        tensor.data = tensor.data.clone()
-    return network
-
-
 def _trainable(network: torch.nn.Module, frozen: tuple[str, ...], only: tuple[str, ...] | None) -> list[torch.nn.Parameter]:
     parameters = []
     for name, parameter in network.named_parameters():
@@ -86,14 +77,14 @@ def fine_tune(restorer: FaceRestorer, degraded: torch.Tensor, targets: torch.Ten
         parameter = next(restorer.network.parameters())
         degraded = degraded.to(parameter.device, parameter.dtype).clone()
         targets = targets.to(parameter.device, parameter.dtype).clone()
-        network = _autograd_copy(restorer.network)
+        network = autograd_copy(restorer.network)
         transformer_only = settings.transformer_only and recipe.transformer is not None
         parameters = _trainable(network, recipe.frozen, recipe.transformer if transformer_only else None)
         if recipe.objective == "codes":
             objective = CodeFormerObjective(restorer.network, network, degraded, targets, transformer_only)
         else:
             if perceptual_loss is not None:
-                lpips_network = _autograd_copy(perceptual_loss.network).to(parameter.device, parameter.dtype)
+                lpips_network = autograd_copy(perceptual_loss.network).to(parameter.device, parameter.dtype)
                 perceptual_loss = PerceptualLoss(lpips_network, perceptual_loss.weight)
             objective = PixelObjective(network, degraded, targets, perceptual_loss)
         optimizer = torch.optim.Adam(parameters, lr=settings.learning_rate, betas=ADAM_BETAS)
