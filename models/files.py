@@ -12,9 +12,10 @@ from enum import Enum
 SSDIFF_FOLDER = "ssdiff"
 FACE_DETECTION_FOLDER = "facedetection"
 FACE_RESTORE_FOLDER = "facerestore_models"
-MODEL_FOLDERS = (SSDIFF_FOLDER, FACE_DETECTION_FOLDER, FACE_RESTORE_FOLDER)
-"""models/ssdiff for the method's own files; the other two are the folders ComfyUI's face packs
-(ReActor, facerestore_cf) already use, so users' existing files are found."""
+INPAINT_FOLDER = "inpaint"
+MODEL_FOLDERS = (SSDIFF_FOLDER, FACE_DETECTION_FOLDER, FACE_RESTORE_FOLDER, INPAINT_FOLDER)
+"""models/ssdiff for the method's own files; the others are the folders ComfyUI's face packs
+(ReActor, facerestore_cf) and comfyui-inpaint-nodes already use, so users' existing files are found."""
 
 
 class Kind(str, Enum):
@@ -25,8 +26,10 @@ class Kind(str, Enum):
     FACE_PARSER = "face parser"
     FACE_DETECTOR = "face detector (RetinaFace)"
     FACE_RESTORER = "coarse restoration (CodeFormer, GFPGAN)"
-    FACE_RECOGNITION = "identity drift (ArcFace)"
+    FACE_RECOGNITION = "identity guidance and drift (ArcFace)"
     PERCEPTUAL_LOSS = "perceptual loss (LPIPS, VGG16)"
+    INPAINTER = "inpainting (LaMa; its node is still to come)"
+    GLOBAL_RESTORATION = "global restoration (BOPBTL VAEs and mappings; its node is still to come)"
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,18 @@ class CatalogueFile:
 
 
 _FACEXLIB = "https://github.com/xinntao/facexlib/releases"
+_BOPBTL_ZIP = "https://github.com/microsoft/Bringing-Old-Photos-Back-to-Life/releases/download/v1.0/global_checkpoints.zip"
+_BOPBTL_PAGE = "https://github.com/microsoft/Bringing-Old-Photos-Back-to-Life/releases/tag/v1.0"
+_BOPBTL_ZIP_SIZE = 2036400762
+
+
+def _bopbtl_restoration(path: str) -> CatalogueFile:
+    """A network of BOPBTL's global restoration, `checkpoints/restoration/<path>` in its zip; the
+    folder names it (three files are all latest_net_G.pth). Size and digest not recorded."""
+    return CatalogueFile(f"restoration/{path}", Kind.GLOBAL_RESTORATION, SSDIFF_FOLDER, _BOPBTL_ZIP, _BOPBTL_PAGE,
+                         None, None, member=f"checkpoints/restoration/{path}", archive_size=_BOPBTL_ZIP_SIZE)
+
+
 CATALOGUE: tuple[CatalogueFile, ...] = (
     CatalogueFile(
         "iddpm_ffhq512_ema500000.pth", Kind.FACE_DDPM, SSDIFF_FOLDER,
@@ -72,11 +87,15 @@ CATALOGUE: tuple[CatalogueFile, ...] = (
         "https://github.com/zsyOAOA/DifFace/releases/tag/V1.0", None, None,
         also="the SSDiff / PGDiff Google Drive links"),
     CatalogueFile(
-        "FT_Epoch_latest.pt", Kind.SCRATCH_DETECTOR, SSDIFF_FOLDER,
-        "https://github.com/microsoft/Bringing-Old-Photos-Back-to-Life/releases/download/v1.0/global_checkpoints.zip",
-        "https://github.com/microsoft/Bringing-Old-Photos-Back-to-Life/releases/tag/v1.0", None,
+        "FT_Epoch_latest.pt", Kind.SCRATCH_DETECTOR, SSDIFF_FOLDER, _BOPBTL_ZIP, _BOPBTL_PAGE, None,
         "b2d7ab04e9b3885c6b1991bb7a0b823129dd6e3ac078a9fd059ebd2a7ba59a95",
-        member="checkpoints/detection/FT_Epoch_latest.pt", archive_size=2036400762),
+        member="checkpoints/detection/FT_Epoch_latest.pt", archive_size=_BOPBTL_ZIP_SIZE),
+    _bopbtl_restoration("VAE_A_quality/latest_net_G.pth"),
+    _bopbtl_restoration("VAE_B_quality/latest_net_G.pth"),
+    _bopbtl_restoration("VAE_B_scratch/latest_net_G.pth"),
+    _bopbtl_restoration("mapping_quality/latest_net_mapping_net.pth"),
+    _bopbtl_restoration("mapping_scratch/latest_net_mapping_net.pth"),
+    _bopbtl_restoration("mapping_Patch_Attention/latest_net_mapping_net.pth"),
     CatalogueFile(
         "photo_image.pt", Kind.COLOUR_TRANSFER, SSDIFF_FOLDER,
         "https://raw.githubusercontent.com/PRIS-CV/SSDiff/7243c0df8e84b175d84c8105460f02332be41545/"
@@ -125,6 +144,13 @@ CATALOGUE: tuple[CatalogueFile, ...] = (
         "vgg16-397923af.pth", Kind.PERCEPTUAL_LOSS, SSDIFF_FOLDER,
         "https://download.pytorch.org/models/vgg16-397923af.pth",
         "https://pytorch.org/vision/stable/models/generated/torchvision.models.vgg16.html", None, None,
+        optional=True),
+    CatalogueFile(  # a TorchScript archive (LaMa's bin/to_jit.py); read without running it (models/lama)
+        "big-lama.pt", Kind.INPAINTER, INPAINT_FOLDER,
+        "https://github.com/Sanster/models/releases/download/add_big_lama/big-lama.pt",
+        "https://github.com/Sanster/models/releases/tag/add_big_lama", 205669692,
+        "344c77bbcb158f17dd143070d1e789f38a66c04202311ae3a258ef66667a9ea9",
+        also="comfyui-inpaint-nodes' models/inpaint, IOPaint / lama-cleaner's model cache (the same file)",
         optional=True),
 )
 
