@@ -215,3 +215,65 @@ def save_unet_lora(model, path: Path, rank: int = 4, seed: int = 0) -> Path:
         lora[f"{lora_key}.alpha"] = torch.tensor(float(rank))
     save_file(lora, str(path))
     return path
+
+
+
+# LaMa (big-lama.pt): spandrel's architecture at the real size (51 M parameters: LaMa comes in one
+# size), saved as the TorchScript archive users have, in the upstream module tree.
+
+class _Generator(torch.nn.Module):
+    """LaMa's FFCResNetGenerator as the training code holds it: its layers in `model`."""
+
+    def __init__(self, sequential: torch.nn.Sequential):
+        super().__init__()
+        self.model = sequential
+
+
+class _TrainingModule(torch.nn.Module):
+    """LaMa's DefaultInpaintingTrainingModule with predict_only: only `generator`."""
+
+    def __init__(self, generator: torch.nn.Module):
+        super().__init__()
+        self.generator = generator
+
+
+class _JITWrapper(torch.nn.Module):
+    """LaMa's bin/to_jit.py wrapper, as big-lama.pt was traced: the archive's module tree (and so
+    its tensors' names and records) is the upstream one. Its traced code is not: the pack never
+    reads code/, and tracing the whole generator would take seconds for nothing."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, image, mask):
+        return image * (1 - mask)
+
+
+def big_lama(seed: int = 0) -> torch.nn.Module:
+    """spandrel's LaMa with random weights, batch-norm statistics away from 0 and 1."""
+    from spandrel.architectures.LaMa import LaMa
+
+    torch.manual_seed(seed)
+    network = LaMa(in_nc=4, out_nc=3).eval()
+    generator = torch.Generator().manual_seed(seed + 1)
+    for name, tensor in network.state_dict().items():
+        if name.endswith("running_mean"):
+            tensor.copy_(torch.randn(tensor.shape, generator=generator) * 0.05)
+        elif name.endswith("running_var"):
+            tensor.copy_(torch.rand(tensor.shape, generator=generator) * 0.5 + 0.75)
+    return network
+
+
+def save_big_lama_archive(network: torch.nn.Module, path: Path) -> Path:
+    """`network` (spandrel's LaMa) saved as big-lama.pt is: a TorchScript archive whose tensors are
+    named model.generator.model.<i>..."""
+    import warnings
+
+    wrapper = _JITWrapper(_TrainingModule(_Generator(network.model.model))).eval()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(wrapper, (torch.rand(1, 3, 16, 16), torch.ones(1, 1, 16, 16)), check_trace=False)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.jit.save(traced, str(path))
+    return path

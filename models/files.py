@@ -28,7 +28,7 @@ class Kind(str, Enum):
     FACE_RESTORER = "coarse restoration (CodeFormer, GFPGAN)"
     FACE_RECOGNITION = "identity guidance and drift (ArcFace)"
     PERCEPTUAL_LOSS = "perceptual loss (LPIPS, VGG16)"
-    INPAINTER = "inpainting (LaMa; its node is still to come)"
+    INPAINTER = "filling damage (LaMa)"
     GLOBAL_RESTORATION = "global restoration (BOPBTL VAEs and mappings; its node is still to come)"
 
 

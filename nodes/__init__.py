@@ -8,6 +8,7 @@ from .face_diffusion import SSDiffFaceDiffusionLoader, SSDiffUnconditional
 from .fine_tune import SSDiffFineTuneRestorer, SSDiffPerceptualLossLoader
 from .identity import SSDiffFaceRecognitionLoader, SSDiffIdentityAngle
 from .iterate import SSDiffIterate
+from .fill_damage import SSDiffFillDamage, SSDiffInpaintModelLoader
 from .faces import SSDiffFaceCrop, SSDiffFaceDetectorLoader, SSDiffFacePaste
 from .parsing import SSDiffFaceParse, SSDiffFaceParserLoader, SSDiffLabelMapToParsing
 from .pseudo_reference import SSDiffPseudoReference, SSDiffPseudoReferenceSampler
@@ -42,6 +43,8 @@ NODES: list[type[io.ComfyNode]] = [
     SSDiffIterate,
     SSDiffFaceRecognitionLoader,
     SSDiffIdentityAngle,
+    SSDiffInpaintModelLoader,
+    SSDiffFillDamage,
 ]
 
 

@@ -22,3 +22,5 @@ FaceRecognitionType = io.Custom("SSDIFF_FACE_RECOGNITION")
 """models.face_recognition's ArcFace backbone, loaded: 112 px faces -> unit embeddings."""
 PerceptualLossType = io.Custom("SSDIFF_PERCEPTUAL_LOSS")
 """training.losses.PerceptualLoss: LPIPS-VGG and its weight beside the pixel loss."""
+InpaintModelType = io.Custom("SSDIFF_INPAINT_MODEL")
+"""models.lama: spandrel's LaMa network, loaded."""

@@ -16,6 +16,8 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from harness.tiny_models import big_lama, save_big_lama_archive
+
 from comfyui_ssdiff.models import lama
 from comfyui_ssdiff.models.files import catalogue_file
 from comfyui_ssdiff.priors.inpainting import fill, fill_region, holes_of, plan_crops
@@ -195,61 +197,16 @@ def test_a_large_hole_is_downscaled_within_its_crop_only():
 
 # --- LaMa: big-lama.pt read without running it ---------------------------------------------------
 
-class Generator(nn.Module):
-    """LaMa's FFCResNetGenerator as the training code holds it: its layers in `model`."""
-
-    def __init__(self, sequential: nn.Sequential):
-        super().__init__()
-        self.model = sequential
-
-
-class TrainingModule(nn.Module):
-    """LaMa's DefaultInpaintingTrainingModule with predict_only: only `generator`."""
-
-    def __init__(self, generator: nn.Module):
-        super().__init__()
-        self.generator = generator
-
-
-class JITWrapper(nn.Module):
-    """LaMa's bin/to_jit.py wrapper, as big-lama.pt was traced: the archive's module tree (and so
-    its tensors' names and records) is the upstream one. Its traced code is not: the reader never
-    reads code/, and tracing the whole generator would take seconds for nothing."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, image, mask):
-        return image * (1 - mask)
-
-
 @pytest.fixture(scope="module")
 def reference() -> nn.Module:
     """spandrel's LaMa (the real big-lama size, 51 M parameters) with random weights."""
-    from spandrel.architectures.LaMa import LaMa
-
-    torch.manual_seed(0)
-    network = LaMa(in_nc=4, out_nc=3).eval()
-    generator = torch.Generator().manual_seed(1)
-    for name, tensor in network.state_dict().items():  # batch-norm statistics away from 0 and 1
-        if name.endswith("running_mean"):
-            tensor.copy_(torch.randn(tensor.shape, generator=generator) * 0.05)
-        elif name.endswith("running_var"):
-            tensor.copy_(torch.rand(tensor.shape, generator=generator) * 0.5 + 0.75)
-    return network
+    return big_lama(seed=0)
 
 
 @pytest.fixture(scope="module")
 def lama_files(reference, tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("inpaint")
-    archive = folder / "big-lama.pt"
-    wrapper = JITWrapper(TrainingModule(Generator(reference.model.model))).eval()
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        traced = torch.jit.trace(wrapper, (torch.rand(1, 3, 16, 16), torch.ones(1, 1, 16, 16)), check_trace=False)
-        torch.jit.save(traced, str(archive))
-    assert next(iter(traced.state_dict())).startswith("model.generator.model.")
+    archive = save_big_lama_archive(reference, folder / "big-lama.pt")
     safetensors_file = folder / "big-lama.safetensors"
     save_file({key: value.contiguous() for key, value in reference.state_dict().items()}, str(safetensors_file))
     return {"archive": archive, "safetensors": safetensors_file}

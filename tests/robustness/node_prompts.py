@@ -63,6 +63,9 @@ NODE_INPUTS: dict[str, dict] = {
     "SSDiffPerceptualLossLoader": {"model_name": "vgg16-397923af.pth", "weight": 0.1},
     "SSDiffIterate": {**_STAGE_2, **_ONE_STOP, "rounds": 2, "min_change": 0.0, "parser": ["parser", 0],
                       "face_recognition": ["face_recognition", 0]},
+    "SSDiffIdentityAngle": {"face_recognition": ["face_recognition", 0], "faces": ["photo", 0],
+                            "reference_faces": ["photo", 0]},
+    "SSDiffFillDamage": {"image": ["photo", 0], "mask": ["mask", 0], "method": "telea", "dilation": 2, "radius": 5.0},
 }
 """Each node's inputs, all connected: images from a 32 px photo, masks from a 32 px SolidMask."""
 
