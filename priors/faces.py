@@ -80,9 +80,34 @@ def crop_faces(detector: FaceDetector, photos: torch.Tensor, crop_size: int = 51
     return image_tensor(np.stack(crops)).clamp(0, 1), mask_tensor(np.stack(mask_crops)).clamp(0, 1), info
 
 
+def photo_scale(size: tuple[int, int], cropped: tuple[int, int], image_index: int) -> tuple[float, float]:
+    """(x, y) scale of a photo of `size` (H, W) against the one Face Crop saw (`cropped`): the same
+    photo upscaled or downscaled (any factor, its sides rounded to whole pixels) is accepted, a photo
+    of another shape is refused."""
+    (height, width), (cropped_height, cropped_width) = size, cropped
+    scale_x, scale_y = width / cropped_width, height / cropped_height
+    if abs(width - cropped_width * scale_y) > 1 and abs(height - cropped_height * scale_x) > 1:
+        raise ValueError(f"FacePaste: photo {image_index} is {width}x{height}, but FaceCrop cropped its faces from a "
+                         f"{cropped_width}x{cropped_height} photo, of another shape: connect the photo that went into "
+                         "that FaceCrop, or that photo scaled (e.g. by Upscale Image (using Model)); in another "
+                         "shape the faces would land in the wrong place")
+    return scale_x, scale_y
+
+
+def scaled_affine(affine: np.ndarray, scale: tuple[float, float]) -> np.ndarray:
+    """The photo -> crop affine of Face Crop for the photo scaled by `scale` (x, y), pixel centres
+    kept where resizing puts them (x' + 0.5 = s (x + 0.5))."""
+    if scale == (1.0, 1.0):
+        return affine
+    scale_x, scale_y = scale
+    linear = affine[:, :2] / np.array([scale_x, scale_y], dtype=affine.dtype)
+    shift = affine[:, 2] + affine[:, :2] @ np.array([0.5 / scale_x - 0.5, 0.5 / scale_y - 0.5], dtype=affine.dtype)
+    return np.concatenate([linear, shift[:, None]], axis=1)
+
+
 def paste_faces(photos: torch.Tensor, faces: torch.Tensor, info: FaceInfo, tone: Tone = "restored") -> torch.Tensor:
-    """Blends each restored face (N x 3 x S x S) back into its photo (B x C x H x W); channels
-    beyond RGB (alpha) are kept, a grayscale photo takes the face's mean. `tone` (priors/tone.py):
+    """Blends each restored face (N x 3 x S x S) back into its photo (B x C x H x W), which may be
+    the photo Face Crop saw or that photo scaled (photo_scale); channels beyond RGB (alpha) are kept, a grayscale photo takes the face's mean. `tone` (priors/tone.py):
     'restored' pastes the faces as they are; 'photo' gives each face the colour statistics of its
     photo under the crop, keeping its lightness; 'auto' does so in monochrome or tinted photos."""
     if not info.faces:
@@ -93,15 +118,13 @@ def paste_faces(photos: torch.Tensor, faces: torch.Tensor, info: FaceInfo, tone:
                          "connect the faces that came from the same FaceCrop, in order")
     if photos.shape[0] != len(info.image_sizes):
         raise ValueError(f"FacePaste got {photos.shape[0]} photos, FaceCrop saw {len(info.image_sizes)}")
-    for image_index, (photo, (height, width)) in enumerate(zip(photos, info.image_sizes)):
-        if tuple(photo.shape[-2:]) != (height, width):
-            raise ValueError(f"FacePaste: photo {image_index} is {photo.shape[-1]}x{photo.shape[-2]}, but FaceCrop "
-                             f"cropped its faces from a {width}x{height} photo: connect the photo that went into "
-                             "that FaceCrop (in another size the faces would land in the wrong place)")
+    scales = [photo_scale(tuple(photo.shape[-2:]), size, image_index)
+              for image_index, (photo, size) in enumerate(zip(photos, info.image_sizes))]
     pasted = [image_array(photo) for photo in photos]
     originals = list(pasted)  # paste_face returns a new photo: these stay as they came in
     toned: dict[int, bool] = {}
     for crop, entry in zip(faces, info.faces):
+        affine = scaled_affine(entry.affine, scales[entry.image_index])
         face = image_array(crop[:3])
         original = originals[entry.image_index]
         if original.shape[-1] == 1:
@@ -112,6 +135,6 @@ def paste_faces(photos: torch.Tensor, faces: torch.Tensor, info: FaceInfo, tone:
             if entry.image_index not in toned:
                 toned[entry.image_index] = uses_photo_tone(tone, original[..., :3])
             if toned[entry.image_index]:
-                face = in_photo_tone(face, original, entry.affine)
-        pasted[entry.image_index] = paste_face(pasted[entry.image_index], face, entry.affine)
+                face = in_photo_tone(face, original, affine)
+        pasted[entry.image_index] = paste_face(pasted[entry.image_index], face, affine)
     return image_tensor(np.stack(pasted)).clamp(0, 1).to(photos.dtype)

@@ -122,3 +122,29 @@ def test_crop_and_paste_round_trip_with_several_faces_rgba_and_a_mask(comfy, det
     assert (centre - photo[0, (y1 + y2) // 2 - 5:(y1 + y2) // 2 + 5, (x1 + x2) // 2 - 5:(x1 + x2) // 2 + 5, :3]).mean() > 0.2
     with pytest.raises(ValueError, match="1 faces for 2 crops"):
         execute(comfy, "SSDiffFacePaste", image=photo, faces=faces[:1], face_info=info)
+
+
+@pytest.mark.parametrize("scale", [2, 3])
+def test_faces_are_pasted_into_a_scaled_photo_at_the_new_scale_and_another_shape_is_refused(scale):
+    """Face Paste into the photo upscaled (as Upscale Image (using Model) does, a whole factor) puts
+    each face where the upscaled paste into the original puts it; a photo of another shape is
+    refused."""
+    from comfyui_ssdiff.priors.alignment import AlignedFace, FaceInfo
+    from comfyui_ssdiff.priors.faces import paste_faces
+
+    photo = smooth_photo(120, 160)
+    face = face_at((80, 60), 0.12, 8)
+    affine = alignment_affine(face.landmarks, 128)
+    info = FaceInfo(128, ((120, 160),), (AlignedFace(0, affine, face),))
+    restored = np.full((128, 128, 3), 0.9, np.float32)
+    restored[40:90, 30:100] = 0.1  # a dark patch whose place shows where the face went
+    crops = torch.from_numpy(restored).permute(2, 0, 1)[None]
+    pasted = paste_faces(torch.from_numpy(photo).permute(2, 0, 1)[None], crops, info)[0].permute(1, 2, 0).numpy()
+    upscaled = cv2.resize(photo, (160 * scale, 120 * scale), interpolation=cv2.INTER_CUBIC)
+    into_upscaled = paste_faces(torch.from_numpy(upscaled).permute(2, 0, 1)[None], crops, info)[0]
+    expected = cv2.resize(pasted, (160 * scale, 120 * scale), interpolation=cv2.INTER_CUBIC)
+    dark, expected_dark = into_upscaled.permute(1, 2, 0).numpy().mean(-1) < 0.3, expected.mean(-1) < 0.3
+    assert dark.sum() > 100 * scale ** 2
+    assert (dark ^ expected_dark).sum() < 0.05 * expected_dark.sum()
+    with pytest.raises(ValueError, match="of another shape"):
+        paste_faces(torch.from_numpy(photo[:, :100].copy()).permute(2, 0, 1)[None], crops, info)
