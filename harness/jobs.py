@@ -71,6 +71,33 @@ def with_stand_ins(prompt: dict, roots: list[Path], models_dir: Path | None,
     return models_root, replacements
 
 
+SHIPPED_MASK_SUFFIX = "_scratches.png"
+"""A photo's own scratch mask shipped beside it: <photo stem>_scratches.png (the bundled sample's)."""
+
+
+def with_shipped_scratch_masks(prompt: dict, replacements: list[Replacement], inputs: list[Path]) -> list[str]:
+    """Where the scratch detector is a random stand-in, a whole photo's Scratch Mask is replaced by
+    the photo's own shipped mask (LoadImageMask of <stem>_scratches.png), when there is one: the
+    damage outside the faces is then filled where it really is, with no download. Returns what was
+    replaced, in words."""
+    if not any(replacement.random and replacement.missing == "FT_Epoch_latest.pt" for replacement in replacements):
+        return []
+    names, said = {path.name for path in inputs}, []
+    for key, node in list(prompt.items()):
+        if node["class_type"] != "SSDiffScratchMask" or not isinstance(node["inputs"].get("image"), list):
+            continue
+        source = prompt[node["inputs"]["image"][0]]
+        if source["class_type"] != "LoadImage":
+            continue
+        mask = Path(source["inputs"]["image"]).stem + SHIPPED_MASK_SUFFIX
+        if mask in names:
+            prompt[key] = {"class_type": "LoadImageMask", "_meta": {"title": f"{mask} (shipped)"},
+                           "inputs": {"image": mask, "channel": "red"}}
+            said.append(f"FT_Epoch_latest.pt is missing: the whole photo's damage is filled where its own shipped "
+                        f"scratch mask {mask} marks it (no download)")
+    return said
+
+
 def set_steps(prompt: dict, steps: int | None) -> None:
     """Every sampler node of the prompt to `steps` (None: as the workflow has it)."""
     for node in prompt.values():

@@ -68,13 +68,14 @@ LAYOUTS = {
             "an aligned face in `ComfyUI/input/`; the pack's sample is `assets/sample/ssdiff_sample_face.png`."),
     },
     "whole_photo_restoration": {
-        "columns": [["note"], [1, 2, 4, 6, 8], [3, 10, 12], [5, 7, 9], [11], [13], [14, 15]],
+        "columns": [["note"], [1, 2, 4, 6, 8], [3, 10, 12, 16], [5, 7, 9, 17], [11], [13], [14, 15]],
         "note": (
             "SSDiff: whole old photo",
             "Finds the faces (RetinaFace, or MTCNN, which needs no file), aligns each to the FFHQ 512 "
             "template, restores every face as in the aligned-face workflow (scratch mask, CodeFormer R, "
-            "parsing, stage 1, stage 2), and pastes the restored faces back with a feathered inverse affine. "
-            "A photo without a face comes back unchanged.",
+            "parsing, stage 1, stage 2), fills the scratches and dust of the whole photo at its own resolution "
+            "(SSDiff Scratch Mask on the photo, SSDiff Fill Damage: OpenCV's Telea, no file; LaMa for larger "
+            "breaks), and pastes the restored faces into the repaired photo with a feathered inverse affine.",
             "an old photo in `ComfyUI/input/`; the pack's samples are `assets/sample/ssdiff_sample_photo.png` "
             "(a synthetic face on a card) and `assets/sample/ssdiff_sample_old_photo.png` (a public-domain "
             "portrait aged by `scripts/age_photo.py`)."),

@@ -30,7 +30,7 @@ from harness.downloads import download_all, missing_files  # noqa: E402
 from harness.workflows import workflow_files  # noqa: E402
 from harness.headless import ComfyServer, default_host  # noqa: E402
 from harness.outputs import copy_atomically, output_path  # noqa: E402
-from harness.jobs import set_steps, with_stand_ins  # noqa: E402
+from harness.jobs import set_steps, with_shipped_scratch_masks, with_stand_ins  # noqa: E402
 
 
 def main() -> int:
@@ -69,10 +69,11 @@ def main() -> int:
         if plumbing_check:
             print("The outputs only check the plumbing and are NOT a restoration; README 'Get the model files' "
                   "names each file and where it goes; --download-missing fetches them.")
-        set_steps(prompt, options.steps or (10 if plumbing_check else None))
-
         input_images = [image for image in [*options.inputs.iterdir(), *([photo] if photo else [])]
                         if image.is_file()]
+        for said in with_shipped_scratch_masks(prompt, replacements, input_images):
+            print(f"{said}.")
+        set_steps(prompt, options.steps or (10 if plumbing_check else None))
         with ComfyServer(options.host, Path(work) / "server", models_root) as server:
             for image in input_images:
                 shutil.copy(image, server.input_dir / image.name)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -45,14 +46,26 @@ def test_on_a_fresh_machine_the_main_job_finds_the_bundled_photos_face_and_paste
     for name in ("FT_Epoch_latest.pt", "codeformer.pth", "resnet34.pt", "iddpm_ffhq512_ema500000.pth",
                  "photo_image.pt"):
         assert f"{name} is missing: using a tiny RANDOM network" in job.stdout
+    assert ("FT_Epoch_latest.pt is missing: the whole photo's damage is filled where its own shipped scratch mask "
+            "ssdiff_sample_old_photo_scratches.png marks it (no download)") in job.stdout
     restored, = output.glob("plumbing_check_restored_photo_*.png")
-    changed = np.abs(pixels(restored).astype(int) - pixels(REPO / "assets/sample/ssdiff_sample_old_photo.png")).max(-1) > 1
-    rows, columns = np.nonzero(changed)
-    # MTCNN's box of the face: x 175-263, y 65-174; the aligned crop reaches beyond it, the rest
-    # of the photo is as it was.
-    assert changed.sum() > 10_000
-    assert 100 < columns.min() and columns.max() < 340 and rows.max() < 240
+    original = pixels(REPO / "assets/sample/ssdiff_sample_old_photo.png").astype(int)
+    changed = np.abs(pixels(restored).astype(int) - original).max(-1) > 1
+    # MTCNN's box of the face: x 175-263, y 65-174; the aligned crop reaches beyond it. Outside it
+    # the photo changed only where its shipped scratch mask (grown by Fill Damage's 2 px) marks
+    # damage, and there the bright scratches are filled darker.
+    face = np.zeros_like(changed)
+    face[:240, 100:340] = True
+    rows, columns = np.nonzero(changed & face)
+    assert (changed & face).sum() > 10_000
     assert abs(columns.mean() - 219) < 20 and abs(rows.mean() - 120) < 25
+    scratches = pixels(REPO / "assets/sample/ssdiff_sample_old_photo_scratches.png")[..., 0] > 127
+    grown = cv2.dilate(scratches.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    assert not (changed & ~face & ~grown).any()
+    background = scratches & ~face
+    assert (changed & background).sum() > 0.8 * background.sum() > 1000
+    lightness = pixels(restored).astype(int).mean(-1)
+    assert lightness[background].mean() < original.mean(-1)[background].mean() - 30
 
 
 def pixels(path: Path) -> np.ndarray:
