@@ -32,6 +32,7 @@ from comfyui_ssdiff.models.bopbtl_global import (DEFAULT_CHUNK_BYTES, GlobalRest
                                                  ScratchMapping, VAEDecoder, VAEEncoder, attention_chunk)
 from comfyui_ssdiff.priors.global_restoration import restore_global  # noqa: E402
 from memory import WorkingMemory  # noqa: E402
+from timing import seconds  # noqa: E402
 
 COMPARED = (512, 512)
 LARGER = {"3 MP": (1504, 2000), "6 MP": (2112, 2832), "12 MP": (3008, 4000)}
@@ -81,16 +82,6 @@ def measured(function, device: torch.device) -> tuple[float, float]:
     return peak, time.perf_counter() - start
 
 
-def timed(function, device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    function()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -127,10 +118,10 @@ def main() -> None:
             results[attention] = restore_global(networks, photo, mask, chunk_bytes=options.chunk_bytes,
                                                 attention=attention, postprocess="model")
         peak, _ = measured(run, device)
-        seconds = timed(run, device)
-        results[f"{attention} time"] = seconds
+        elapsed = seconds(run, device)
+        results[f"{attention} time"] = elapsed
         row(f"{compared[0] * compared[1] / 1e6:.2f} MP", compared, "this pack (chunked)" if attention == "chunked"
-            else "released (dense)", chunk if attention == "chunked" else positions, f"{seconds:.1f}", f"{peak:,.0f}")
+            else "released (dense)", chunk if attention == "chunked" else positions, f"{elapsed:.1f}", f"{peak:,.0f}")
     difference = (results["chunked"] - results["dense"]).abs().max().item()
 
     base_seconds = results["chunked time"]
@@ -146,9 +137,9 @@ def main() -> None:
                 f"(budget {options.budget_s / 60:.0f} min)", "-")
             continue
         photo, mask = photo_and_mask(*size, device)
-        peak, seconds = measured(lambda: restore_global(networks, photo, mask, chunk_bytes=options.chunk_bytes,
+        peak, elapsed = measured(lambda: restore_global(networks, photo, mask, chunk_bytes=options.chunk_bytes,
                                                         postprocess="model"), device)
-        row(label, size, "this pack (chunked)", chunk, f"{seconds:,.0f} (estimated {estimate:,.0f})", f"{peak:,.0f}")
+        row(label, size, "this pack (chunked)", chunk, f"{elapsed:,.0f} (estimated {estimate:,.0f})", f"{peak:,.0f}")
     print(f"\nlargest difference, chunked vs dense output at {compared[1]}x{compared[0]}: {difference:.2e}")
 
 
