@@ -78,6 +78,17 @@ def test_references_of_one_or_many_grayscale_or_rgba_and_a_batch_of_faces(comfy,
         term, = terms(image, settings, given, recognition)
         expected, = terms(image, settings, same_as, recognition)
         assert term.reference.shape == (512,) and torch.allclose(term.reference, expected.reference, atol=1e-6)
+    # references of another size than the face (smooth faces at 64 and 128 px): each is re-aligned
+    # from its own size onto the same template
+    smooth = torch.rand(3, 3, 8, 8, generator=torch.Generator().manual_seed(9))
+
+    def at(side: int) -> torch.Tensor:
+        return torch.nn.functional.interpolate(smooth, size=(side, side), mode="bicubic",
+                                               align_corners=False).clamp(0, 1).movedim(1, -1)
+
+    term, = terms(image, settings, at(128), recognition)
+    expected, = terms(image, settings, at(SIZE), recognition)
+    assert float(term.reference @ expected.reference) > 0.99
     batch = torch.cat([image, image.flip(1)])
     restored, = execute(comfy, "SSDiffSampler", **selective(model, batch, steps=1, face_recognition=recognition,
                                                             reference_faces=references))
