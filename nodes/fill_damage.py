@@ -76,7 +76,6 @@ class SSDiffFillDamage(io.ComfyNode):
             raise ValueError(f"mask is {masks.shape[-1]} x {masks.shape[-2]} px but image is {image.shape[2]} x "
                              f"{image.shape[1]} px: give the mask of this photo at its own size (SSDiff Scratch "
                              "Mask on the whole photo)")
-        filled = fill(boundary.channels_first(image).float(), masks, method,
-                      inpaint_model if method == "lama" else None, device.check_interrupt,
+        filled = fill(boundary.channels_first(image).float(), masks, method, inpaint_model, device.check_interrupt,
                       dilation_px=dilation, radius=radius)
         return io.NodeOutput(boundary.channels_last(filled))

@@ -10,8 +10,7 @@ from comfy_api.latest import io, ui
 
 from ..comfy_adapter import device
 from ..models import face_recognition
-from ..priors.identity import identity_embeddings
-from ..ssdiff_core.identity import mean_identity
+from ..priors.identity import identity_embeddings, reference_identity
 from ..ssdiff_core.iteration import embedding_angle
 from . import boundary
 from .input_checks import checked_inputs
@@ -69,7 +68,7 @@ class SSDiffIdentityAngle(io.ComfyNode):
                 raise ValueError(f"{name} are {images.shape[2]} x {images.shape[1]} px, not aligned faces: give "
                                  "faces from SSDiff Face Crop")
         embeddings = identity_embeddings(face_recognition, boundary.image_to_rgb(faces))
-        reference = mean_identity(identity_embeddings(face_recognition, boundary.image_to_rgb(reference_faces)))
+        reference = reference_identity(face_recognition, boundary.image_to_rgb(reference_faces))
         angles = [embedding_angle(embedding[None], reference[None]) for embedding in embeddings]
         mean = sum(angles) / len(angles)
         shown = f"identity angle to the references: {mean:.2f} degrees (faces: {', '.join(f'{a:.2f}' for a in angles)})"

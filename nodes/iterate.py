@@ -8,10 +8,9 @@ import torch
 from comfy_api.latest import io
 
 from ..comfy_adapter import device, sampling
-from ..priors.identity import identity_embeddings
+from ..priors.identity import identity_embeddings, reference_identity
 from ..priors.parsing import FaceParser, parse_faces
 from ..priors.plots import line_plot
-from ..ssdiff_core.identity import mean_identity
 from ..ssdiff_core.iteration import iterate
 from . import boundary, stage_guidance, stage_inputs
 from .input_checks import checked_inputs
@@ -83,7 +82,7 @@ class SSDiffIterate(io.ComfyNode):
 
         reference = None
         if face_recognition is not None and reference_faces is not None:
-            reference = mean_identity(embeddings(reference_faces))
+            reference = reference_identity(face_recognition, boundary.image_to_rgb(reference_faces))
         result = iterate(restore, coarse, rounds, min_change, regions if parser is not None else None,
                          embeddings if face_recognition is not None else None, reference)
         series = {"mean change": result.changes}

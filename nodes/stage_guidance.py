@@ -11,9 +11,9 @@ import torch
 from ..comfy_adapter import sampling
 from ..priors.cap_vstnet_transfer import CapVstnetTransfer
 from ..ssdiff_core.colour_transfer import ColourTransfer, masked_mean_std_transfer
-from ..priors.identity import identity_embedder, identity_embeddings
+from ..priors.identity import identity_embedder, reference_identity
 from ..ssdiff_core.guidance import GuidanceTerm, PseudoReferenceGuidance, SelectiveGuidance
-from ..ssdiff_core.identity import IdentityTerm, mean_identity
+from ..ssdiff_core.identity import IdentityTerm
 from ..ssdiff_core.masks import selective_masks
 from ..ssdiff_core.sampler import Guidance
 from ..ssdiff_core.settings import from_settings, split_settings
@@ -49,9 +49,8 @@ def identity_terms(image: torch.Tensor, settings: Mapping[str, Any], reference_f
     if references.shape[-1] != references.shape[-2]:
         raise ValueError(f"reference_faces are {references.shape[-1]} x {references.shape[-2]} px, not aligned "
                          "faces: give the faces from SSDiff Face Crop run on the reference photos")
-    reference = mean_identity(identity_embeddings(face_recognition, references))
     return (from_settings(IdentityTerm, term_settings, embed=identity_embedder(face_recognition),
-                          reference=reference, face_size=(height, width)),)
+                          reference=reference_identity(face_recognition, references), face_size=(height, width)),)
 
 
 def pseudo_reference_guidance(image: torch.Tensor, settings: Mapping[str, Any], reference_compat: bool,

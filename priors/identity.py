@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models.autograd import autograd_copy
-from ..ssdiff_core.identity import Embed
+from ..ssdiff_core.identity import Embed, mean_identity
 from .alignment import FFHQ_TEMPLATE_512
 
 ARCFACE_TEMPLATE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
@@ -56,21 +56,26 @@ def arcface_input(faces: torch.Tensor) -> torch.Tensor:
     return warp(F.interpolate(faces, size=(size, size), mode="area"), arcface_affine(size), ARCFACE_SIZE)
 
 
+def _embed(network: torch.nn.Module, faces: torch.Tensor) -> torch.Tensor:
+    """Faces in [-1, 1] -> unit-length float32 ArcFace embeddings, on the network's device."""
+    parameter = next(network.parameters())
+    return F.normalize(network(arcface_input(faces.to(parameter.device, parameter.dtype))).float(), dim=1)
+
+
 def identity_embedder(network: torch.nn.Module) -> Embed:
     """The identity term's embedding: faces in [-1, 1] -> unit-length ArcFace embeddings, with a
     graph through a private copy of `network` (whose own tensors may be inference tensors)."""
     network = autograd_copy(network).requires_grad_(False).eval()
-    parameter = next(network.parameters())
-
-    def embed(faces: torch.Tensor) -> torch.Tensor:
-        return F.normalize(network(arcface_input(faces.to(parameter.device, parameter.dtype))).float(), dim=1)
-
-    return embed
+    return lambda faces: _embed(network, faces)
 
 
 def identity_embeddings(network: torch.nn.Module, faces: torch.Tensor) -> torch.Tensor:
     """B x 3 x S x S RGB in [0, 1], FFHQ-aligned -> B x D unit-length embeddings (float32, CPU)."""
-    parameter = next(network.parameters())
     with torch.no_grad():
-        embeddings = network(arcface_input(faces.to(parameter.device, parameter.dtype) * 2 - 1)).float().cpu()
-    return F.normalize(embeddings, dim=1)
+        return _embed(network, faces * 2 - 1).cpu()
+
+
+def reference_identity(network: torch.nn.Module, faces: torch.Tensor) -> torch.Tensor:
+    """The identity of reference faces (B x 3 x S x S RGB in [0, 1], FFHQ-aligned): the mean of
+    their embeddings, unit length (D, CPU)."""
+    return mean_identity(identity_embeddings(network, faces))
