@@ -62,12 +62,13 @@ class SSDiffIterate(io.ComfyNode):
         same each round. With face_recognition, each round's identity drift is measured (and its
         angle to the reference faces, with them)."""
         conditioning = sampling.Conditioning(positive, negative, cfg)
+        terms = stage_guidance.identity_terms(image, settings, reference_faces, face_recognition)  # built once, for every round
 
         def restore(coarse: torch.Tensor) -> torch.Tensor:
             def guidance_at(multiple: int):
                 return stage_guidance.selective_guidance(
                     image, coarse, pseudo_reference, settings, reference_compat, scratch_mask, parsing,
-                    colour_reference, colour_transfer, colour_region, reference_faces, face_recognition, multiple)
+                    colour_reference, colour_transfer, colour_region, terms, multiple)
 
             return stage_guidance.sample_stage(model, guidance_at, image, seed, steps, base_sampler, conditioning,
                                                vae, latent_guidance)

@@ -39,9 +39,11 @@ class SSDiffPseudoReference(io.ComfyNode):
                 reference_faces: torch.Tensor | None = None, **settings) -> io.NodeOutput:
         """`settings`: stage 1's declared settings (PseudoReferenceGuidance: scale, repeats, s_start, s_end)
         and its identity term's (identity_weight)."""
+        terms = stage_guidance.identity_terms(image, settings, reference_faces, face_recognition)
+
         def guidance_at(multiple: int):
-            return stage_guidance.pseudo_reference_guidance(image, settings, reference_compat, scratch_mask,
-                                                            reference_faces, face_recognition, multiple)
+            return stage_guidance.pseudo_reference_guidance(image, settings, reference_compat, scratch_mask, terms,
+                                                            multiple)
 
         return io.NodeOutput(stage_guidance.sample_stage(
             model, guidance_at, image, seed, steps, base_sampler, sampling.Conditioning(positive, negative, cfg), vae,
@@ -73,6 +75,7 @@ class SSDiffPseudoReferenceSampler(io.ComfyNode):
                 reference_faces: torch.Tensor | None = None, **settings) -> io.NodeOutput:
         """`settings`: stage 1's declared settings (PseudoReferenceGuidance: scale, repeats, s_start, s_end)
         and its identity term's (identity_weight)."""
-        guidance = stage_guidance.pseudo_reference_guidance(image, settings, reference_compat, scratch_mask,
-                                                            reference_faces, face_recognition)
+        guidance = stage_guidance.pseudo_reference_guidance(
+            image, settings, reference_compat, scratch_mask,
+            stage_guidance.identity_terms(image, settings, reference_faces, face_recognition))
         return io.NodeOutput(sampling.guided_sampler(guidance, base_sampler, vae, latent_guidance))

@@ -44,10 +44,12 @@ class SSDiffSampler(io.ComfyNode):
                 **settings) -> io.NodeOutput:
         """`settings`: stage 2's declared settings (SelectiveGuidance: t1, scale, the three weights,
         repeats, s_start, s_end) and its identity term's (identity_weight)."""
+        terms = stage_guidance.identity_terms(image, settings, reference_faces, face_recognition)
+
         def guidance_at(multiple: int):
             return stage_guidance.selective_guidance(
                 image, coarse_restoration, pseudo_reference, settings, reference_compat, scratch_mask, parsing,
-                colour_reference, colour_transfer, colour_region, reference_faces, face_recognition, multiple)
+                colour_reference, colour_transfer, colour_region, terms, multiple)
 
         return io.NodeOutput(stage_guidance.sample_stage(
             model, guidance_at, image, seed, steps, base_sampler, sampling.Conditioning(positive, negative, cfg), vae,
@@ -85,5 +87,6 @@ class SSDiffSelectiveSampler(io.ComfyNode):
         repeats, s_start, s_end) and its identity term's (identity_weight)."""
         guidance = stage_guidance.selective_guidance(
             image, coarse_restoration, pseudo_reference, settings, reference_compat, scratch_mask, parsing,
-            colour_reference, colour_transfer, colour_region, reference_faces, face_recognition)
+            colour_reference, colour_transfer, colour_region,
+            stage_guidance.identity_terms(image, settings, reference_faces, face_recognition))
         return io.NodeOutput(sampling.guided_sampler(guidance, base_sampler, vae, latent_guidance))

@@ -54,19 +54,18 @@ def identity_terms(image: torch.Tensor, settings: Mapping[str, Any], reference_f
 
 
 def pseudo_reference_guidance(image: torch.Tensor, settings: Mapping[str, Any], reference_compat: bool,
-                              scratch_mask: torch.Tensor | None = None, reference_faces: torch.Tensor | None = None,
-                              face_recognition: torch.nn.Module | None = None, pad_multiple: int = 1
-                              ) -> PseudoReferenceGuidance:
+                              scratch_mask: torch.Tensor | None = None, terms: tuple[GuidanceTerm, ...] = (),
+                              pad_multiple: int = 1) -> PseudoReferenceGuidance:
     """Stage 1 from its node's inputs: the images at the degraded face's size, padded to the
-    model's multiple; `settings` the stage's and its identity term's declared settings, by input
-    name."""
+    model's multiple; `settings` the stage's (and its terms') declared settings, by input name;
+    `terms` its extra terms (identity_terms)."""
     degraded = boundary.image_to_model(image)
     scratch = _scratch(scratch_mask, degraded)
     _, stage_settings = split_settings(settings, IdentityTerm)
     return from_settings(PseudoReferenceGuidance, stage_settings,
                          degraded=boundary.pad_to_multiple(degraded, pad_multiple),
                          scratch=boundary.pad_to_multiple(scratch, pad_multiple), variant=variant_of(reference_compat),
-                         terms=identity_terms(image, settings, reference_faces, face_recognition))
+                         terms=terms)
 
 
 def _colour_transfer(colour_transfer: ColourTransfer | None, variant: MethodVariant) -> ColourTransfer:
@@ -82,11 +81,11 @@ def selective_guidance(image: torch.Tensor, coarse_restoration: torch.Tensor, ps
                        settings: Mapping[str, Any], reference_compat: bool, scratch_mask: torch.Tensor | None = None,
                        parsing: torch.Tensor | None = None, colour_reference: torch.Tensor | None = None,
                        colour_transfer: ColourTransfer | None = None, colour_region: torch.Tensor | None = None,
-                       reference_faces: torch.Tensor | None = None, face_recognition: torch.nn.Module | None = None,
-                       pad_multiple: int = 1) -> SelectiveGuidance:
+                       terms: tuple[GuidanceTerm, ...] = (), pad_multiple: int = 1) -> SelectiveGuidance:
     """Stage 2 from its node's inputs: every image, mask and parsing at the degraded face's size
     (resized with a warning where they differ), padded to the model's multiple; `settings` the
-    stage's and its identity term's declared settings, by input name."""
+    stage's (and its terms') declared settings, by input name; `terms` its extra terms
+    (identity_terms)."""
     degraded = boundary.image_to_model(image)
     batch, size = degraded.shape[0], degraded.shape[-2:]
 
@@ -115,7 +114,7 @@ def selective_guidance(image: torch.Tensor, coarse_restoration: torch.Tensor, ps
         masks=selective_masks(scratch, labels),
         colour_reference=None if colour_reference is None else face_image(colour_reference, "colour_reference"),
         colour_transfer=_colour_transfer(colour_transfer, variant), colour_region=region, variant=variant,
-        terms=identity_terms(image, settings, reference_faces, face_recognition))
+        terms=terms)
 
 
 def sample_stage(model, guidance_at: Callable[[int], Guidance], image: torch.Tensor, seed: int, steps: int,
