@@ -19,6 +19,7 @@ Run after a node's inputs change (then update the API file first):
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 import re
@@ -27,11 +28,14 @@ import uuid
 from pathlib import Path
 
 import requests
+from PIL import Image
+from playwright.sync_api import Page
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.chromium_cdp import SETUP_HINT, Chromium, find_chromium, inspect_workflow, open_comfyui  # noqa: E402
+from harness.browser import (SETUP_HINT, find_chromium, inspect_workflow, launch, offline_page,  # noqa: E402
+                             open_comfyui)
 from harness.headless import ComfyServer, default_host  # noqa: E402
 from harness.catalogue_text import model_links, note_line  # noqa: E402
 from harness.workflows import api_differences, files_by_node  # noqa: E402
@@ -129,7 +133,7 @@ LAYOUTS = {
 }
 
 BUILD_JS = r"""
-(async (api, spec) => {
+(async ([api, spec]) => {
   await app.loadGraphData({last_node_id: 0, last_link_id: 0, nodes: [], links: [], groups: [], config: {},
                            extra: {}, version: 0.4}, true, false, spec.name);
   const graph = app.graph;
@@ -248,13 +252,13 @@ def saved_view(workflow: dict) -> dict:
     return {"scale": MIN_SCALE, "offset": [round(100 / MIN_SCALE - left, 1), round(140 / MIN_SCALE - top, 1)]}
 
 
-def export(browser: Chromium, name: str, layout: dict, comfyui_version: str) -> dict:
+def export(page: Page, name: str, layout: dict, comfyui_version: str) -> dict:
     api = json.loads((REPO / "workflows" / f"{name}_api.json").read_text())
     spec = {"name": f"{name}.json", "columns": layout["columns"], "note": note(api, *layout["note"]), "gap": 30,
             "models": {node_id: model_links(entries) for node_id, entries in files_by_node(api).items()},
             "note_width": 420, "note_height": 520, "image_preview_height": 320, "pack_id": PACK_ID, "pack_version": PACK_VERSION,
             "comfyui_version": comfyui_version}
-    result = json.loads(browser.evaluate(f"{BUILD_JS}({json.dumps(api)}, {json.dumps(spec)})", timeout=120))
+    result = json.loads(page.evaluate(BUILD_JS, [api, spec]))
     problems = api_differences(result["prompt"], api)
     if problems:
         raise SystemExit(f"{name}: the frontend's prompt differs from workflows/{name}_api.json:\n  "
@@ -277,22 +281,26 @@ def main() -> None:
     (REPO / "example_workflows").mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="ssdiff-export-") as work, \
             ComfyServer(args.host, Path(work) / "server") as server, \
-            Chromium(width=VIEW[0], height=VIEW[1]) as browser:
+            launch() as browser, offline_page(browser, *VIEW) as tab:
         comfyui_version = requests.get(f"{server.url}/system_stats", timeout=10).json()["system"]["comfyui_version"]
-        open_comfyui(browser, server.url)
+        page = tab.page
+        open_comfyui(page, server.url)
         for name in args.names:
-            workflow = export(browser, name, LAYOUTS[name], comfyui_version)
+            workflow = export(page, name, LAYOUTS[name], comfyui_version)
             text = json.dumps(workflow, indent=2, ensure_ascii=False) + "\n"
             for folder in ("workflows", "example_workflows"):
                 (REPO / folder / f"{name}.json").write_text(text)
-            report = inspect_workflow(browser, workflow, f"{name}.json")  # reopened as a user would
+            report = inspect_workflow(page, workflow, f"{name}.json")  # reopened as a user would
             # Frontend 1.32 opens its "Missing Models" dialog: this server has no checkpoint.
             dialogs = [text for text in report["dialogs"] if not text.startswith("Missing Models")]
             if report["unregistered"] or report["with_errors"] or dialogs:
                 raise SystemExit(f"{name}: the frontend does not open it cleanly: {report}")
             if not args.no_thumbnails:
-                browser.evaluate(f"{THUMBNAIL_JS}({json.dumps(fit_view(workflow))})")
-                browser.screenshot(REPO / "example_workflows" / f"{name}.jpg", format="jpeg", scale=0.5)
+                page.evaluate(THUMBNAIL_JS, fit_view(workflow))
+                # The thumbnail: what the frontend shows, at half size.
+                screenshot = Image.open(io.BytesIO(page.screenshot())).convert("RGB")
+                screenshot.resize((VIEW[0] // 2, VIEW[1] // 2), Image.LANCZOS).save(
+                    REPO / "example_workflows" / f"{name}.jpg", quality=85)
             print(f"wrote workflows/{name}.json and example_workflows/{name}.json "
                   f"({len(workflow['nodes'])} nodes, {len(workflow['links'])} links)")
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what tests/test_browser.py needs: Debian's Chromium (/usr/bin/chromium). The test drives
-# it over the DevTools protocol with websocket-client (already in requirements-dev.txt), so no
-# browser is downloaded and no Node.js package is needed. Idempotent; needs root (or sudo) for
-# apt-get. Run it after scripts/setup_host.sh:
+# it with Playwright for Python (in requirements-dev.txt, which setup_host.sh installs) through
+# its executable_path (harness/browser.py), so no browser is downloaded: never run
+# `playwright install`. Idempotent; needs root (or sudo) for apt-get. Run it after
+# scripts/setup_host.sh:
 #
 #   bash scripts/setup_host.sh && bash scripts/setup_browser.sh && .venv/bin/python -m pytest tests/test_browser.py
 #

@@ -1,11 +1,11 @@
-"""The shipped UI workflows in the real ComfyUI frontend: headless Chromium (Debian's, driven over
-the DevTools protocol) opens each file from the `server` fixture's frontend as a user's file
-would be opened, and every node must have a registered type, none may be drawn in error (red),
-no "missing nodes" dialog or error overlay may open, the frontend must keep every widget value
-and link, and the prompt the frontend would queue must be the shipped API workflow. Each is also
-opened on a server with no checkpoint installed, as a new user's, and what the frontend says is
-recorded. Screenshots (and that record) are kept in $SSDIFF_TEST_ARTIFACTS (default: pytest's
-temporary folder). Needs scripts/setup_browser.sh."""
+"""The shipped UI workflows in the real ComfyUI frontend: headless Chromium (Debian's, driven by
+Playwright, reaching nothing but this machine) opens each file from the `server` fixture's
+frontend as a user's file would be opened, and every node must have a registered type, none may
+be drawn in error (red), no "missing nodes" dialog or error overlay may open, the frontend must
+keep every widget value and link, and the prompt the frontend would queue must be the shipped API
+workflow. Each is also opened on a server with no checkpoint installed, as a new user's, and what
+the frontend says is recorded. Screenshots (and that record) are kept in $SSDIFF_TEST_ARTIFACTS
+(default: pytest's temporary folder). Needs scripts/setup_browser.sh."""
 from __future__ import annotations
 
 import copy
@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from harness.chromium_cdp import (SETUP_HINT, Chromium, close_side_panel, find_chromium, inspect_workflow,
-                                  missing_model_candidates, off_machine_responses, open_comfyui, open_error_details,
-                                  show_whole_graph)
+from playwright.sync_api import Browser, Page
+
+from harness.browser import (SETUP_HINT, close_side_panel, find_chromium, inspect_workflow, launch,
+                             missing_model_candidates, offline_page, open_comfyui, open_error_details, show_whole_graph)
 from conftest import HOST, REPO
 from harness.workflows import api_differences
 from harness.headless import ComfyServer
@@ -39,21 +40,46 @@ def artifacts(tmp_path_factory) -> Path:
     return folder.resolve()
 
 
-def browser_on(server: ComfyServer):
-    """A Chromium showing `server`'s frontend, its LoadImage nodes given the sample photos."""
+@pytest.fixture(scope="module")
+def chromium():
     if find_chromium() is None:
         pytest.fail(f"no Chromium to open the ComfyUI frontend in: {SETUP_HINT}", pytrace=False)
+    with launch() as browser:
+        yield browser
+
+
+def browser_on(chromium: Browser, server: ComfyServer):
+    """A page showing `server`'s frontend, its LoadImage nodes given the sample photos."""
     for image in SAMPLE.glob("*.png"):  # LoadImage shows its image, as on a user's machine
         shutil.copy(image, server.input_dir / image.name)
-    with Chromium(width=1600, height=1000) as browser:
-        open_comfyui(browser, server.url)
-        yield browser
-        assert not off_machine_responses(browser), "the browser got responses from off this machine"
+    with offline_page(chromium) as tab:
+        open_comfyui(tab.page, server.url)
+        yield tab.page
+        assert not tab.off_machine, f"the browser got responses from off this machine: {tab.off_machine}"
+
+
+def test_the_browser_reaches_nothing_but_this_machine(chromium, server):
+    with offline_page(chromium) as tab:
+        tab.page.goto(f"{server.url}/system_stats")
+        outcomes = tab.page.evaluate("""async () => {
+          const get = url => fetch(url).then(response => `status ${response.status}`, error => `refused: ${error}`);
+          const socket = url => new Promise(resolve => {
+            const ws = new WebSocket(url);
+            ws.onopen = () => resolve('open');
+            ws.onerror = () => resolve('refused');
+          });
+          return [await get('/system_stats'), await get('http://example.com/'), await get('http://1.1.1.1/'),
+                  await socket('ws://example.com/')];
+        }""")
+    assert outcomes[0] == "status 200", outcomes
+    assert all(outcome.startswith("refused") for outcome in outcomes[1:]), outcomes
+    assert tab.refused == ["http://example.com/", "http://1.1.1.1/"]
+    assert not tab.off_machine
 
 
 @pytest.fixture(scope="module")
-def frontend(server, artifacts, request):
-    yield from browser_on(server)
+def frontend(chromium, server, artifacts, request):
+    yield from browser_on(chromium, server)
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         reporter.write_line(f"browser screenshots: {artifacts}")
@@ -70,14 +96,15 @@ def bare_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def bare_frontend(bare_server):
-    yield from browser_on(bare_server)
+def bare_frontend(chromium, bare_server):
+    yield from browser_on(chromium, bare_server)
 
 
-def open_and_screenshot(frontend: Chromium, artifacts: Path, workflow: dict, name: str) -> dict:
+def open_and_screenshot(frontend: Page, artifacts: Path, workflow: dict, name: str) -> dict:
     report = inspect_workflow(frontend, workflow, f"{name}.json")
     show_whole_graph(frontend)
-    path = frontend.screenshot(artifacts / f"{name}.png")
+    path = artifacts / f"{name}.png"
+    frontend.screenshot(path=path)
     print(f"\nscreenshot of {name}: {path}")
     return report
 
@@ -163,7 +190,7 @@ def test_workflow_opened_with_no_checkpoints_installed_names_each_missing_file(b
     candidates = missing_model_candidates(bare_frontend)
     details = open_error_details(bare_frontend)
     if details is not None:
-        bare_frontend.screenshot(artifacts / f"{name}_no_checkpoints_details.png")
+        bare_frontend.screenshot(path=artifacts / f"{name}_no_checkpoints_details.png")
         close_side_panel(bare_frontend)
     record = {"frontend_version": report["frontend_version"], "missing_files": missing,
               "drawn_in_error": report["with_errors"], "overlays": report["overlays"], "dialogs": report["dialogs"],
