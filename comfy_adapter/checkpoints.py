@@ -53,7 +53,7 @@ def _listed(folder: str) -> list[str]:
 
 
 def _could_be(kind: ModelFile, folder: str, name: str) -> bool:
-    entry = catalogue_file(os.path.basename(name))
+    entry = catalogue_file(name.replace("\\", "/")) or catalogue_file(os.path.basename(name))
     if entry is not None:
         return entry.kind == kind.kind
     reading = inspect_file(listed_path(folder, name))

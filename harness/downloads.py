@@ -64,10 +64,20 @@ def fetch_size(entry: CatalogueFile) -> int | None:
     return entry.archive_size if entry.member else entry.size
 
 
+def archive_part(entry: CatalogueFile, models_dir: Path) -> Path:
+    """Where the archive holding the entry is fetched: `<models_dir>/<folder>/<archive>.part`, one
+    place for every member of the archive in that folder."""
+    return models_dir / entry.folder / f"{_archive_name(entry)}.part"
+
+
 def download(entry: CatalogueFile, models_dir: Path, *, timeout: float = 30.0, attempts: int = 3,
-             ssl_context: ssl.SSLContext | None = None, progress: bool = True) -> DownloadResult | None:
+             ssl_context: ssl.SSLContext | None = None, progress: bool = True,
+             keep_archive: bool = False) -> DownloadResult | None:
     """Fetches the entry into `<models_dir>/<folder>/<name>` and prints its sha256; None when the
-    file is already there (left untouched). Raises DownloadError, having deleted what it wrote."""
+    file is already there (left untouched). Raises DownloadError, having deleted what it wrote.
+    An entry inside an archive extracts its member from the archive at `archive_part`, fetching
+    (or resuming) it first; `keep_archive` leaves a whole archive there afterwards, for the next
+    member (an archive of the wrong size or no zip is deleted all the same)."""
     target = target_path(entry, models_dir)
     if target.exists():
         print(f"{entry.name}: already there ({target}), left untouched")
@@ -76,7 +86,8 @@ def download(entry: CatalogueFile, models_dir: Path, *, timeout: float = 30.0, a
     if urllib.parse.urlsplit(entry.url).scheme != "https":
         raise DownloadError(f"{entry.name}: {entry.url} is not an https address, so it is not fetched: {fix}")
     part = target.with_name(f"{target.name}.part")
-    fetched = part.with_name(f"{_archive_name(entry)}.part") if entry.member else part
+    fetched = archive_part(entry, models_dir) if entry.member else part
+    archive_checked = False
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         extracted = (entry.size or 0) if entry.member else 0
@@ -87,7 +98,9 @@ def download(entry: CatalogueFile, models_dir: Path, *, timeout: float = 30.0, a
         if entry.member:
             _check_size(fetched, entry.archive_size, entry.url)
             _extract(fetched, entry.member, part, entry.url)
-            fetched.unlink()
+            archive_checked = True
+            if not keep_archive:
+                fetched.unlink()
         result = _install(part, target, entry)
     except KeyboardInterrupt:
         if entry.member:
@@ -98,7 +111,8 @@ def download(entry: CatalogueFile, models_dir: Path, *, timeout: float = 30.0, a
         raise
     except BaseException as error:
         part.unlink(missing_ok=True)
-        fetched.unlink(missing_ok=True)
+        if not (keep_archive and archive_checked):
+            fetched.unlink(missing_ok=True)
         if isinstance(error, DownloadError):
             raise DownloadError(f"{entry.name}: {error}") from None
         if isinstance(error, OSError):
@@ -120,17 +134,23 @@ def download_all(entries: Iterable[CatalogueFile], models_dir: Path, *, timeout:
         print(f"Nothing to fetch: {len(entries)} file(s) already in {models_dir}.")
         return summary
     sizes = [fetch_size(entry) for entry in missing]
-    known = [size for size in sizes if size is not None]
-    unknown = f"{len(sizes) - len(known)} of unknown size"
-    total = (f"{size_text(sum(known))}{f' + {unknown}' if len(known) < len(sizes) else ''}" if known else unknown)
+    archives = {entry.url: size for entry, size in zip(missing, sizes) if entry.member}
+    once = [size for entry, size in zip(missing, sizes) if not entry.member] + list(archives.values())
+    known = [size for size in once if size is not None]
+    unknown = f"{len(once) - len(known)} of unknown size"
+    total = (f"{size_text(sum(known))}{f' + {unknown}' if len(known) < len(once) else ''}" if known else unknown)
     print(f"Missing from {models_dir}: {len(missing)} file(s) to fetch, {total}:")
     for entry, size in zip(missing, sizes):
-        inside = f" (inside {_archive_name(entry)})" if entry.member else ""
+        members = sum(other.url == entry.url for other in missing if other.member)
+        shared = f", fetched once for its {members} files" if members > 1 else ""
+        inside = f" (inside {_archive_name(entry)}{shared})" if entry.member else ""
         print(f"  {entry.folder}/{entry.name}  {size_text(size)}{inside}  {entry.url}")
-    for entry in missing:
+    for index, entry in enumerate(missing):
+        later = any(other.member and other.url == entry.url and other.folder == entry.folder
+                    for other in missing[index + 1:])
         try:
             result = download(entry, models_dir, timeout=timeout, attempts=attempts, ssl_context=ssl_context,
-                              progress=progress)
+                              progress=progress, keep_archive=bool(entry.member) and later)
         except DownloadError as error:
             print(f"FAILED {error}", file=sys.stderr)
             summary.failed.append(error)

@@ -144,6 +144,7 @@ TINY_STAND_INS = {
                                lambda path: save_face_parser(path, "parsenet")),
     "SSDiffFaceRestorerLoader": ("model_name", "facerestore_models", "plumbing_check_codeformer.pth",
                                  save_codeformer),
+    "SSDiffFaceRecognitionLoader": ("model_name", "facedetection", "plumbing_check_arcface.pth", save_arcface),
 }
 """Per loader node: (input, models subfolder, file name, writer) of a tiny random stand-in."""
 
@@ -277,3 +278,50 @@ def save_big_lama_archive(network: torch.nn.Module, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.jit.save(traced, str(path))
     return path
+
+
+BOPBTL_MAPPING_FOLDERS = {"quality": "mapping_quality", "scratch": "mapping_scratch",
+                          "scratch_hr": "mapping_Patch_Attention"}
+BOPBTL_DECODER_FOLDERS = {"quality": "VAE_B_quality", "scratch": "VAE_B_scratch", "scratch_hr": "VAE_B_scratch"}
+
+
+def randomised(network: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """Every parameter random (BOPBTL's init zeroes the non-local W, which would hide the attention):
+    uniform, weights of variance 1/fan_in, biases of standard deviation 0.1."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in network.parameters():
+            std = 1 / parameter[0].numel() ** 0.5 if parameter.ndim > 1 else 0.1
+            parameter.uniform_(-3 ** 0.5 * std, 3 ** 0.5 * std, generator=generator)
+    return network.eval()
+
+
+def random_network(network_class: type[torch.nn.Module], seed: int) -> torch.nn.Module:
+    """A network built without its own initialisation (meta), then randomised."""
+    with torch.device("meta"):
+        network = network_class()
+    return randomised(network.to_empty(device="cpu"), seed)
+
+
+def save_bopbtl_restoration(root: Path, modes: tuple[str, ...] = ("quality", "scratch", "scratch_hr")) -> Path:
+    """BOPBTL's global-restoration files of `modes` as global_checkpoints.zip unpacks them under
+    `root` (checkpoints/restoration): full-size random networks (the released widths are fixed by
+    the checkpoints; the mappings are 144 to 296 MB each), torch.save of each state dict
+    (base_model.py:46-49). Each latest_net_G.pth is a whole GlobalGenerator_DCDCv2, encoder and
+    decoder."""
+    from comfyui_ssdiff.models.bopbtl_global import (PatchAttentionMapping, QualityMapping, ScratchMapping,
+                                                     VAEDecoder, VAEEncoder)
+    mappings = {"quality": QualityMapping, "scratch": ScratchMapping, "scratch_hr": PatchAttentionMapping}
+    vaes = ("VAE_A_quality", *dict.fromkeys(BOPBTL_DECODER_FOLDERS[mode] for mode in modes))
+    for seed, folder in enumerate(("VAE_A_quality", "VAE_B_quality", "VAE_B_scratch")):
+        if folder in vaes:
+            (root / folder).mkdir(parents=True, exist_ok=True)
+            generator = {**random_network(VAEEncoder, 10 * seed).state_dict(),
+                         **random_network(VAEDecoder, 10 * seed + 1).state_dict()}
+            torch.save(generator, root / folder / "latest_net_G.pth")
+    for seed, (mode, folder) in enumerate(BOPBTL_MAPPING_FOLDERS.items()):
+        if mode in modes:
+            (root / folder).mkdir(parents=True, exist_ok=True)
+            torch.save(random_network(mappings[mode], 100 + seed).state_dict(),
+                       root / folder / "latest_net_mapping_net.pth")
+    return root

@@ -13,7 +13,11 @@ SSDIFF_FOLDER = "ssdiff"
 FACE_DETECTION_FOLDER = "facedetection"
 FACE_RESTORE_FOLDER = "facerestore_models"
 INPAINT_FOLDER = "inpaint"
-MODEL_FOLDERS = (SSDIFF_FOLDER, FACE_DETECTION_FOLDER, FACE_RESTORE_FOLDER, INPAINT_FOLDER)
+DDCOLOR_FOLDER = "ddcolor"
+"""No ComfyUI DDColor pack shares a models folder (kijai/ComfyUI-DDColor, the one users have, keeps
+the files in custom_nodes/ComfyUI-DDColor/checkpoints): models/ddcolor, named after the network as
+other DDColor tools name theirs."""
+MODEL_FOLDERS = (SSDIFF_FOLDER, FACE_DETECTION_FOLDER, FACE_RESTORE_FOLDER, INPAINT_FOLDER, DDCOLOR_FOLDER)
 """models/ssdiff for the method's own files; the others are the folders ComfyUI's face packs
 (ReActor, facerestore_cf) and comfyui-inpaint-nodes already use, so users' existing files are found."""
 
@@ -29,7 +33,10 @@ class Kind(str, Enum):
     FACE_RECOGNITION = "identity guidance and drift (ArcFace)"
     PERCEPTUAL_LOSS = "perceptual loss (LPIPS, VGG16)"
     INPAINTER = "filling damage (LaMa)"
-    GLOBAL_RESTORATION = "global restoration (BOPBTL VAEs and mappings; its node is still to come)"
+    GLOBAL_ENCODER = "whole-photo restoration: encoder (BOPBTL VAE_A)"
+    GLOBAL_MAPPING = "whole-photo restoration: mapping (BOPBTL quality, scratch or HR)"
+    GLOBAL_DECODER = "whole-photo restoration: decoder (BOPBTL VAE_B)"
+    COLOURISER = "colourising the whole photo (DDColor)"
 
 
 @dataclass(frozen=True)
@@ -73,11 +80,23 @@ _BOPBTL_PAGE = "https://github.com/microsoft/Bringing-Old-Photos-Back-to-Life/re
 _BOPBTL_ZIP_SIZE = 2036400762
 
 
-def _bopbtl_restoration(path: str) -> CatalogueFile:
-    """A network of BOPBTL's global restoration, `checkpoints/restoration/<path>` in its zip; the
-    folder names it (three files are all latest_net_G.pth). Size and digest not recorded."""
-    return CatalogueFile(f"restoration/{path}", Kind.GLOBAL_RESTORATION, SSDIFF_FOLDER, _BOPBTL_ZIP, _BOPBTL_PAGE,
-                         None, None, member=f"checkpoints/restoration/{path}", archive_size=_BOPBTL_ZIP_SIZE)
+def _bopbtl_restoration(path: str, kind: Kind, optional: bool = False) -> CatalogueFile:
+    """A network of BOPBTL's global restoration, `checkpoints/restoration/<path>` in its zip, kept
+    under models/ssdiff/restoration/ with its folder (three files are all latest_net_G.pth). Size
+    and digest not recorded."""
+    return CatalogueFile(f"restoration/{path}", kind, SSDIFF_FOLDER, _BOPBTL_ZIP, _BOPBTL_PAGE, None, None,
+                         member=f"checkpoints/restoration/{path}", archive_size=_BOPBTL_ZIP_SIZE, optional=optional)
+
+
+_DDCOLOR_MODELS = "https://huggingface.co/piddnad/DDColor-models"
+
+
+def _ddcolor(name: str, size: int | None, sha256: str, optional: bool = False) -> CatalogueFile:
+    """A released DDColor network, from upstream's Hugging Face repository of the .pth files."""
+    return CatalogueFile(name, Kind.COLOURISER, DDCOLOR_FOLDER, f"{_DDCOLOR_MODELS}/resolve/main/{name}",
+                         _DDCOLOR_MODELS, size, sha256,
+                         also="custom_nodes/ComfyUI-DDColor/checkpoints (kijai's pack; the same file)",
+                         optional=optional)
 
 
 CATALOGUE: tuple[CatalogueFile, ...] = (
@@ -90,12 +109,12 @@ CATALOGUE: tuple[CatalogueFile, ...] = (
         "FT_Epoch_latest.pt", Kind.SCRATCH_DETECTOR, SSDIFF_FOLDER, _BOPBTL_ZIP, _BOPBTL_PAGE, None,
         "b2d7ab04e9b3885c6b1991bb7a0b823129dd6e3ac078a9fd059ebd2a7ba59a95",
         member="checkpoints/detection/FT_Epoch_latest.pt", archive_size=_BOPBTL_ZIP_SIZE),
-    _bopbtl_restoration("VAE_A_quality/latest_net_G.pth"),
-    _bopbtl_restoration("VAE_B_quality/latest_net_G.pth"),
-    _bopbtl_restoration("VAE_B_scratch/latest_net_G.pth"),
-    _bopbtl_restoration("mapping_quality/latest_net_mapping_net.pth"),
-    _bopbtl_restoration("mapping_scratch/latest_net_mapping_net.pth"),
-    _bopbtl_restoration("mapping_Patch_Attention/latest_net_mapping_net.pth"),
+    _bopbtl_restoration("VAE_A_quality/latest_net_G.pth", Kind.GLOBAL_ENCODER, optional=True),
+    _bopbtl_restoration("mapping_quality/latest_net_mapping_net.pth", Kind.GLOBAL_MAPPING, optional=True),
+    _bopbtl_restoration("mapping_scratch/latest_net_mapping_net.pth", Kind.GLOBAL_MAPPING, optional=True),
+    _bopbtl_restoration("mapping_Patch_Attention/latest_net_mapping_net.pth", Kind.GLOBAL_MAPPING, optional=True),
+    _bopbtl_restoration("VAE_B_quality/latest_net_G.pth", Kind.GLOBAL_DECODER, optional=True),
+    _bopbtl_restoration("VAE_B_scratch/latest_net_G.pth", Kind.GLOBAL_DECODER, optional=True),
     CatalogueFile(
         "photo_image.pt", Kind.COLOUR_TRANSFER, SSDIFF_FOLDER,
         "https://raw.githubusercontent.com/PRIS-CV/SSDiff/7243c0df8e84b175d84c8105460f02332be41545/"
@@ -152,6 +171,18 @@ CATALOGUE: tuple[CatalogueFile, ...] = (
         "344c77bbcb158f17dd143070d1e789f38a66c04202311ae3a258ef66667a9ea9",
         also="comfyui-inpaint-nodes' models/inpaint, IOPaint / lama-cleaner's model cache (the same file)",
         optional=True),
+    # DDColor (piddnad/DDColor-models, Apache-2.0): {"params": state dict} files. The sha256 are Hugging
+    # Face's LFS records (its file pages; LFS pointers of commits 1969bc5, 8c3ddc6), as the sizes of the
+    # artistic and tiny files; modelscope's size is recorded by several projects with that digest; the
+    # paper file's, nowhere exactly. ddcolor_modelscope is upstream's default (MODEL_ZOO.md).
+    _ddcolor("ddcolor_modelscope.pth", 911950059,
+             "17c460d7e55b32a598370621d77173be59e03c24b0823f06821db23a50c263ce"),
+    _ddcolor("ddcolor_artistic.pth", 911950059,
+             "a591ee5beedad36de703d8977e92d0c30c1eedc6453fd1b300f3b460842a23a9", optional=True),
+    _ddcolor("ddcolor_paper.pth", None,
+             "789781789db1bafc2165e1cf9658580f871cce64a81901ec49127877813f10b9", optional=True),
+    _ddcolor("ddcolor_paper_tiny.pth", 220393145,
+             "81dd643904f4664c3718513e3320ae3db0c567f0d3e18398606659adee7bfc17", optional=True),
 )
 
 

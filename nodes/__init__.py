@@ -9,6 +9,7 @@ from .fine_tune import SSDiffFineTuneRestorer, SSDiffPerceptualLossLoader
 from .identity import SSDiffFaceRecognitionLoader, SSDiffIdentityAngle
 from .iterate import SSDiffIterate
 from .fill_damage import SSDiffFillDamage, SSDiffInpaintModelLoader
+from .global_restoration import SSDiffGlobalRestoration, SSDiffGlobalRestorationLoader
 from .faces import SSDiffFaceCrop, SSDiffFaceDetectorLoader, SSDiffFacePaste
 from .parsing import SSDiffFaceParse, SSDiffFaceParserLoader, SSDiffLabelMapToParsing
 from .pseudo_reference import SSDiffPseudoReference, SSDiffPseudoReferenceSampler
@@ -45,6 +46,8 @@ NODES: list[type[io.ComfyNode]] = [
     SSDiffIdentityAngle,
     SSDiffInpaintModelLoader,
     SSDiffFillDamage,
+    SSDiffGlobalRestorationLoader,
+    SSDiffGlobalRestoration,
 ]
 
 

@@ -8,7 +8,7 @@ from comfy_api.latest import io
 
 from ..comfy_adapter import checkpoints, device
 from ..models import lama
-from ..priors.inpainting import DEFAULT_DILATION_PX, DEFAULT_RADIUS, METHODS, fill
+from ..priors.inpainting import DEFAULT_DILATION_PX, DEFAULT_RADIUS, METHODS, fill, working_bytes
 from . import boundary
 from .input_checks import checked_inputs
 from .loaders import CheckpointLoader
@@ -70,6 +70,10 @@ class SSDiffFillDamage(io.ComfyNode):
         if method == "lama" and inpaint_model is None:
             raise ValueError("method 'lama' needs inpaint_model: connect SSDiff Inpaint Model Loader (big-lama.pt "
                              "in models/inpaint), or choose method telea, which needs no file")
+        _, height, width, channels = image.shape
+        device.require_total_memory(
+            working_bytes(height, width, channels, method), f"filling the damage of a {width}x{height} photo "
+            f"({method})", "scale the photo down, or fill it in parts (crop it, fill each part, stitch them back)")
         masks = boundary.mask_to_model(mask)
         boundary.require_batch(masks, image.shape[0], "mask", "image")
         if tuple(masks.shape[-2:]) != tuple(image.shape[1:3]):

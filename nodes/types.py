@@ -24,3 +24,5 @@ PerceptualLossType = io.Custom("SSDIFF_PERCEPTUAL_LOSS")
 """training.losses.PerceptualLoss: LPIPS-VGG and its weight beside the pixel loss."""
 InpaintModelType = io.Custom("SSDIFF_INPAINT_MODEL")
 """models.lama: spandrel's LaMa network, loaded."""
+GlobalRestorationType = io.Custom("SSDIFF_GLOBAL_RESTORATION")
+"""models.bopbtl_global.GlobalRestorationNetworks: VAE_A's encoder, a mapping, VAE_B's decoder."""

@@ -47,6 +47,12 @@ MINIMUM_SIDE: dict[Mode, int] = {"quality": 8, "scratch": 16, "scratch_hr": 16}
 """Smallest processed side: the latent (1/4) needs 2 positions for the reflection padding."""
 HR_MASK_DILATION = 3
 """test.py:91: `mask_dilation = 3` with --HR, 0 otherwise."""
+BYTES_PER_PIXEL: dict[Mode, int] = {"quality": 900, "scratch": 900, "scratch_hr": 1100}
+"""Working memory per processed pixel, fp32, beyond the non-local block's chunk budget: measured on
+the CPU with random networks (bench/memory.py's profiler): quality 884 B/px at 256 x 256 and
+384 x 512; scratch 958 B/px at 3 MP (2,748 MiB, docs/benchmarks.md), HR 1,051 B/px at 384 x 512."""
+FIXED_BYTES = 16 << 20
+"""Beyond the pixels' share, whatever the size (975 B/px were measured at 128 x 192)."""
 RESAMPLING: dict[Mode, Image.Resampling] = {"quality": Image.Resampling.BILINEAR,
                                              "scratch": Image.Resampling.BICUBIC,
                                              "scratch_hr": Image.Resampling.BICUBIC}
@@ -60,6 +66,15 @@ def processed_size(height: int, width: int, mode: Mode) -> tuple[int, int]:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     multiple = MULTIPLE[mode]
     return tuple(max(MINIMUM_SIDE[mode], int(round(side / multiple)) * multiple) for side in (height, width))
+
+
+def working_bytes(height: int, width: int, mode: Mode, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> int:
+    """About the memory one photo of height x width takes through the global restoration in fp32:
+    BYTES_PER_PIXEL of its processed size, plus the attention's chunk budget in the scratch modes
+    (an upper estimate: tests/priors/test_global_restoration.py holds it above the measured)."""
+    processed_height, processed_width = processed_size(height, width, mode)
+    attention = 0 if mode == "quality" else chunk_bytes
+    return processed_height * processed_width * BYTES_PER_PIXEL[mode] + attention + FIXED_BYTES
 
 
 def _levels(image: torch.Tensor) -> torch.Tensor:

@@ -59,6 +59,12 @@ LAMA_MAX_SIDE = 1024
 LAMA_MULTIPLE = 8
 LAMA_BATCH_PIXELS = 256 * 256
 """Pixels per LaMa batch of same-sized crops."""
+MASK_MAP_BYTES_PER_PIXEL = 14
+"""The whole-mask maps of one photo: the mask read as float32 and uint8, the holes (uint8), the
+connected regions' labels (int32), the distance transform (float32)."""
+LAMA_WORKING_BYTES = 3 << 29
+"""LaMa's working memory on its largest crops (LAMA_MAX_SIDE, LAMA_BATCH_PIXELS): 1.5 GiB, above
+the 1,040 MiB that bench/bench_inpainting.py measured beyond Telea's on a 24 MP photo."""
 
 
 @dataclass(frozen=True)
@@ -358,6 +364,13 @@ def _fill_lama(result: torch.Tensor, photo: torch.Tensor, channels: int, crops: 
         if (len(batch) + 1) * image.shape[-1] * image.shape[-2] > run.batch_pixels:
             flush()  # full: run it now rather than hold it
     flush()
+
+
+def working_bytes(height: int, width: int, channels: int, method: Method) -> int:
+    """About the memory filling one photo of height x width x channels (float32) takes: the result's
+    copy and the whole-mask maps, which grow with the photo, and for LaMa its largest crops, which
+    do not (a 24 MP photo, 1 % damaged: 498 MiB measured with Telea against 595 MiB here)."""
+    return height * width * (4 * channels + MASK_MAP_BYTES_PER_PIXEL) + (LAMA_WORKING_BYTES if method == "lama" else 0)
 
 
 def fill(photos: torch.Tensor, masks: torch.Tensor, method: Method = "telea", network: nn.Module | None = None,

@@ -32,7 +32,8 @@ sys.path.insert(0, str(HOST))
 
 from harness.in_process_host import loaded_pack, start_comfyui  # noqa: E402
 from harness.tiny_models import (save_arcface, save_cap_vstnet, save_codeformer, save_face_ddpm, save_face_parser,  # noqa: E402
-                                 save_retinaface_mobile, save_scratch_detector, save_vgg16_features, tiny_face_unet)
+                                 save_bopbtl_restoration, save_retinaface_mobile, save_scratch_detector,
+                                 save_vgg16_features, tiny_face_unet)
 from comfyui_ssdiff.models.files import MODEL_FOLDERS  # noqa: E402
 
 
@@ -85,6 +86,14 @@ def models_root(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def bopbtl_files(models_root) -> Path:
+    """BOPBTL's global-restoration files of the quality and scratch modes (random full-size
+    networks, about 370 MB) in models/ssdiff/restoration, as its zip unpacks; written for the tests
+    that ask."""
+    return save_bopbtl_restoration(models_root / "ssdiff" / "restoration", ("quality", "scratch"))
+
+
 class StartUpLog(logging.Handler):
     """The warnings and errors ComfyUI logs while it starts in-process."""
 
@@ -123,7 +132,7 @@ def pack(comfy):
 
 
 @pytest.fixture(scope="session")
-def server(models_root, tmp_path_factory):
+def server(models_root, bopbtl_files, tmp_path_factory):
     """`main.py --cpu` on a free loopback port, reading the shared models folder, with the
     test-only fault nodes of tests/host_probes beside the pack."""
     require_host()

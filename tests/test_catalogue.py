@@ -9,15 +9,16 @@ import pytest
 
 from conftest import REPO
 from harness.catalogue_text import README_TABLE_END, README_TABLE_START, model_links, note_line, readme_table
-from comfyui_ssdiff.models import (bopbtl_global, cap_vstnet, face_parsing, face_recognition, face_restorers,
+from comfyui_ssdiff.models import (bopbtl_global, cap_vstnet, ddcolor, face_parsing, face_recognition, face_restorers,
                                    guided_diffusion, lama, mtcnn, perceptual_loss, retinaface, scratch_detection)
 from comfyui_ssdiff.models.files import CATALOGUE, MODEL_FOLDERS, Kind, catalogue_file
 from node_runner import execute
 from test_workflows_ui import UI_WORKFLOWS
 
-KINDS = {kind.FILE.kind: kind.FILE for kind in
-         (guided_diffusion, scratch_detection, cap_vstnet, face_parsing, retinaface, face_restorers,
-          face_recognition, perceptual_loss, bopbtl_global, lama)}
+KINDS = {file.kind: file for file in
+         (*(network.FILE for network in (guided_diffusion, scratch_detection, cap_vstnet, face_parsing, retinaface,
+                                         face_restorers, face_recognition, perceptual_loss, lama, ddcolor)),
+          bopbtl_global.ENCODER_FILE, bopbtl_global.MAPPING_FILE, bopbtl_global.DECODER_FILE)}
 
 
 def test_every_file_is_catalogued_once_with_an_https_source_and_a_well_formed_digest():

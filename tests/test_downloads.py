@@ -31,15 +31,20 @@ MEMBER = "checkpoints/detection/FT_Epoch_latest.pt"
 MEMBER_PAYLOAD = random.Random(1).randbytes(200_000)
 
 
-def zip_of(member: str, data: bytes) -> bytes:
+SECOND_MEMBER = "checkpoints/restoration/mapping_scratch/latest_net_mapping_net.pth"
+SECOND_PAYLOAD = random.Random(2).randbytes(100_000)
+
+
+def zip_of(*members: tuple[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("checkpoints/README.txt", "other files of the archive")
-        archive.writestr(member, data)
+        for member, data in members:
+            archive.writestr(member, data)
     return buffer.getvalue()
 
 
-ARCHIVE = zip_of(MEMBER, MEMBER_PAYLOAD)
+ARCHIVE = zip_of((MEMBER, MEMBER_PAYLOAD), (SECOND_MEMBER, SECOND_PAYLOAD))
 STALL_LIMIT_S = 5.0
 
 
@@ -359,6 +364,22 @@ def test_ctrl_c_in_an_archive_keeps_it_and_the_next_call_resumes_it(server, trus
     assert fetch(entry, tmp_path, trusting).path.read_bytes() == MEMBER_PAYLOAD
     assert server.requests[-1] == ("/archive.zip", f"bytes={kept}-")
     assert files_under(tmp_path) == ["ssdiff/FT_Epoch_latest.pt"]
+
+
+def test_the_members_of_one_archive_are_extracted_from_one_fetch(server, trusting, tmp_path, capsys):
+    """BOPBTL's 2 GB zip holds the detector and the six global-restoration networks: fetched once."""
+    detector = served(server, "/archive.zip", name="FT_Epoch_latest.pt", data=MEMBER_PAYLOAD,
+                      archive_size=len(ARCHIVE))
+    mapping = served(server, "/archive.zip", name="restoration/mapping_scratch/latest_net_mapping_net.pth",
+                     data=SECOND_PAYLOAD, archive_size=len(ARCHIVE))
+    summary = download_all([detector, mapping], tmp_path, ssl_context=trusting, progress=False, timeout=5.0)
+    out = capsys.readouterr().out
+    assert f"2 file(s) to fetch, {downloads.size_text(len(ARCHIVE))}:" in out
+    assert "(inside archive.zip, fetched once for its 2 files)" in out
+    assert [path for path, _ in server.requests] == ["/archive.zip"]
+    assert [result.path.read_bytes() for result in summary.fetched] == [MEMBER_PAYLOAD, SECOND_PAYLOAD]
+    assert files_under(tmp_path) == ["ssdiff/FT_Epoch_latest.pt",
+                                     "ssdiff/restoration/mapping_scratch/latest_net_mapping_net.pth"]
 
 
 def test_download_all_lists_the_missing_files_and_goes_on_after_a_failure(server, trusting, tmp_path, capsys):

@@ -24,7 +24,11 @@ MAPPING_MARKERS: dict[str, type[Mapping]] = {
     "model.0.weight": QualityMapping,
 }
 """A key only that mapping's file holds, for each mapping."""
-MARKER_KEYS = ("encoder.1.weight", "decoder.11.weight", *MAPPING_MARKERS)
+ENCODER_MARKERS = ("encoder.1.weight",)
+"""A key of VAE_A's encoder, which every latest_net_G.pth holds (VAE_B's files too)."""
+DECODER_MARKERS = ("decoder.11.weight",)
+"""A key of VAE_B's decoder, which every latest_net_G.pth holds (VAE_A's files too)."""
+MARKER_KEYS = (*ENCODER_MARKERS, *DECODER_MARKERS, *MAPPING_MARKERS)
 """Keys of which every file of the global restoration holds one."""
 _SHOWN = 8
 

@@ -19,57 +19,27 @@ import torchvision.transforms.functional as TF
 import torchvision.utils as vutils
 from PIL import Image
 
+from harness.tiny_models import (BOPBTL_DECODER_FOLDERS, BOPBTL_MAPPING_FOLDERS, random_network, randomised,
+                                  save_bopbtl_restoration)
+
 from comfyui_ssdiff.models.bopbtl_global import (GlobalRestorationNetworks, MaskedNonLocalBlock, PatchAttentionMapping,
                                                  QualityMapping, ScratchMapping, VAEDecoder, VAEEncoder,
                                                  attention_chunk, build, build_decoder, build_encoder,
                                                  build_mapping, dense_masked_attention, feature_holes, feature_validity,
                                                  masked_attention, patch_match)
+from comfyui_ssdiff.models.bopbtl_global import DEFAULT_CHUNK_BYTES
 from comfyui_ssdiff.priors.global_restoration import (dilate, network_output, postprocessed, processed_size,
-                                                      restore_at_processed_size, restore_global)
+                                                      restore_at_processed_size, restore_global, working_bytes)
 
-MAPPING_FOLDERS = {"quality": "mapping_quality", "scratch": "mapping_scratch", "scratch_hr": "mapping_Patch_Attention"}
+MAPPING_FOLDERS = BOPBTL_MAPPING_FOLDERS
 MAPPINGS = {"quality": QualityMapping, "scratch": ScratchMapping, "scratch_hr": PatchAttentionMapping}
-DECODER_FOLDERS = {"quality": "VAE_B_quality", "scratch": "VAE_B_scratch", "scratch_hr": "VAE_B_scratch"}
-
-
-# --- random networks saved as the released files ---------------------------------------------------
-
-def randomise(network: torch.nn.Module, seed: int) -> torch.nn.Module:
-    """Every parameter random (the released init zeroes the non-local W, which would hide the
-    attention): uniform, weights of variance 1/fan_in, biases of standard deviation 0.1."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for parameter in network.parameters():
-            std = 1 / math.sqrt(parameter[0].numel()) if parameter.ndim > 1 else 0.1
-            parameter.uniform_(-math.sqrt(3) * std, math.sqrt(3) * std, generator=generator)
-    return network.eval()
-
-
-def generator_state_dict(seed: int) -> dict[str, torch.Tensor]:
-    """A whole GlobalGenerator_DCDCv2 (encoder and decoder), as `latest_net_G.pth` holds it."""
-    return {**random_network(VAEEncoder, seed).state_dict(), **random_network(VAEDecoder, seed + 1).state_dict()}
-
-
-def random_network(network_class, seed: int) -> torch.nn.Module:
-    """The network built without its own initialisation (meta), then randomised."""
-    with torch.device("meta"):
-        network = network_class()
-    return randomise(network.to_empty(device="cpu"), seed)
+DECODER_FOLDERS = BOPBTL_DECODER_FOLDERS
 
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory) -> Path:
-    """`checkpoints/restoration/...` as global_checkpoints.zip unpacks, random weights, torch.save of
-    each state dict (base_model.py:46-49)."""
-    root = tmp_path_factory.mktemp("bopbtl") / "checkpoints" / "restoration"
-    for seed, folder in enumerate(("VAE_A_quality", "VAE_B_quality", "VAE_B_scratch")):
-        (root / folder).mkdir(parents=True)
-        torch.save(generator_state_dict(10 * seed), root / folder / "latest_net_G.pth")
-    for seed, (mode, folder) in enumerate(MAPPING_FOLDERS.items()):
-        (root / folder).mkdir()
-        mapping = random_network(MAPPINGS[mode], 100 + seed)
-        torch.save(mapping.state_dict(), root / folder / "latest_net_mapping_net.pth")
-    return root
+    """`checkpoints/restoration/...` as global_checkpoints.zip unpacks, random weights."""
+    return save_bopbtl_restoration(tmp_path_factory.mktemp("bopbtl") / "checkpoints" / "restoration")
 
 
 def read(path: Path) -> dict[str, torch.Tensor]:
@@ -420,7 +390,7 @@ def test_chunked_attention_keeps_the_released_underflow_edge():
 
 
 def test_non_local_block_chunked_equals_dense_and_keeps_intact_positions():
-    block = randomise(MaskedNonLocalBlock(64), 3)  # a width the released class takes (in/inter channels)
+    block = randomised(MaskedNonLocalBlock(64), 3)  # a width the released class takes (in/inter channels)
     x = torch.randn(1, 64, 20, 28, generator=torch.Generator().manual_seed(4))
     mask = MASKS["lines"](80, 112)
     with torch.no_grad():
@@ -544,3 +514,17 @@ def test_dilation_is_cv2s():
     expected = cv2.dilate(mask, np.ones((3, 3), np.uint8), iterations=3)
     ours = dilate(torch.from_numpy(mask).float()[None, None] / 255, 3)[0, 0] * 255
     assert torch.equal(ours.to(torch.uint8), torch.from_numpy(expected))
+
+
+@pytest.mark.parametrize("mode, size", [("quality", (128, 192)), ("scratch", (128, 192))])
+def test_the_memory_estimate_is_above_the_measured_working_memory(networks, mode, size):
+    """The node refuses a photo whose estimate exceeds the device's whole memory: the estimate must
+    not be below what a run takes (the profiler's exact sum of the CPU allocations)."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    from memory import WorkingMemory
+    image = as_input(photo(*size, 5))[None]
+    mask = None if mode == "quality" else as_input(scratch_mask(*size))[None]
+    measured = WorkingMemory(torch.device("cpu")).peak_mib(lambda: restore_global(networks[mode], image, mask)) * 2**20
+    estimate = working_bytes(*size, mode)
+    assert measured <= estimate <= 3 * measured + DEFAULT_CHUNK_BYTES, (measured, estimate)

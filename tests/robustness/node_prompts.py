@@ -27,6 +27,10 @@ def sources(photo_name: str) -> dict:
         "parser": {"class_type": "SSDiffFaceParserLoader", "inputs": {"model_name": PARSER}},
         "restorer": {"class_type": "SSDiffFaceRestorerLoader", "inputs": {"model_name": RESTORER}},
         "face_recognition": {"class_type": "SSDiffFaceRecognitionLoader", "inputs": {"model_name": RECOGNITION}},
+        "global_restoration": {"class_type": "SSDiffGlobalRestorationLoader",
+                               "inputs": {"encoder": "restoration/VAE_A_quality/latest_net_G.pth",
+                                          "mapping": "restoration/mapping_scratch/latest_net_mapping_net.pth",
+                                          "decoder": "restoration/VAE_B_scratch/latest_net_G.pth"}},
         "parse": {"class_type": "SSDiffLabelMapToParsing", "inputs": {"label_map": ["black", 0]}},
         "crop": {"class_type": "SSDiffFaceCrop",
                  "inputs": {"detector": ["face_detector", 0], "image": ["photo", 0], "crop_size": 64,
@@ -66,6 +70,8 @@ NODE_INPUTS: dict[str, dict] = {
     "SSDiffIdentityAngle": {"face_recognition": ["face_recognition", 0], "faces": ["photo", 0],
                             "reference_faces": ["photo", 0]},
     "SSDiffFillDamage": {"image": ["photo", 0], "mask": ["mask", 0], "method": "telea", "dilation": 2, "radius": 5.0},
+    "SSDiffGlobalRestoration": {"global_restoration": ["global_restoration", 0], "image": ["photo", 0],
+                                "mask": ["mask", 0], "postprocess": "released", "mask_dilation": -1},
 }
 """Each node's inputs, all connected: images from a 32 px photo, masks from a 32 px SolidMask."""
 

@@ -3,6 +3,7 @@ memory straight into a one-stop node (a zero-stride view from RobustnessProbeHug
 the test itself needs no memory)."""
 from __future__ import annotations
 
+import psutil
 import pytest
 
 from node_prompts import UNDER_TEST, node_prompt
@@ -22,4 +23,24 @@ def test_a_photo_too_big_for_the_machine_is_refused_up_front_naming_size_memory_
     text = execution_error(server, prompt)
     assert "a guided step of the face DDPM on a batch of 1 at 30000x20000 needs about" in text, text
     assert "GiB, more than the" in text and "put SSDiff Face Crop before this node" in text
+    assert_still_serves(server)
+
+
+@pytest.mark.parametrize("node, bytes_per_pixel, work", [
+    ("SSDiffFillDamage", 18, "filling the damage of a"),
+    ("SSDiffGlobalRestoration", 900, "BOPBTL's global restoration of a"),
+])
+def test_a_photo_too_big_for_the_method_is_refused_up_front_naming_size_and_memory(server, node, bytes_per_pixel,
+                                                                                   work):
+    """A photo (and its mask) whose whole-photo work needs more than the machine's memory: twice
+    the machine's memory by the node's own estimate (psutil's total, which ComfyUI reads with
+    --cpu)."""
+    side = int((2 * psutil.virtual_memory().total / bytes_per_pixel) ** 0.5) + 1
+    prompt = node_prompt(server, node)
+    prompt["huge"] = {"class_type": "RobustnessProbeHugeImage", "inputs": {"width": side, "height": side}}
+    prompt["huge_mask"] = {"class_type": "ImageToMask", "inputs": {"image": ["huge", 0], "channel": "red"}}
+    prompt[UNDER_TEST]["inputs"].update(image=["huge", 0], mask=["huge_mask", 0])
+    text = execution_error(server, prompt)
+    assert f"{work} {side}x{side} photo" in text and "GiB, more than the" in text, text
+    assert "scale the photo down" in text
     assert_still_serves(server)
