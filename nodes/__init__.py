@@ -10,7 +10,8 @@ from .identity import SSDiffFaceRecognitionLoader, SSDiffIdentityAngle
 from .iterate import SSDiffIterate
 from .fill_damage import SSDiffFillDamage, SSDiffInpaintModelLoader
 from .global_restoration import SSDiffGlobalRestoration, SSDiffGlobalRestorationLoader
-from .faces import SSDiffFaceCrop, SSDiffFaceDetectorLoader, SSDiffFacePaste
+from .colourise import SSDiffColourise, SSDiffColouriserLoader
+from .faces import SSDiffFaceCrop, SSDiffFaceDetectorLoader, SSDiffFacePaste, SSDiffFaceRecrop
 from .parsing import SSDiffFaceParse, SSDiffFaceParserLoader, SSDiffLabelMapToParsing
 from .pseudo_reference import SSDiffPseudoReference, SSDiffPseudoReferenceSampler
 from .pseudo_targets import SSDiffPseudoTargetSampler, SSDiffPseudoTargets
@@ -31,6 +32,7 @@ NODES: list[type[io.ComfyNode]] = [
     SSDiffFaceDetectorLoader,
     SSDiffFaceCrop,
     SSDiffFacePaste,
+    SSDiffFaceRecrop,
     SSDiffScratchDetectorLoader,
     SSDiffScratchMask,
     SSDiffFaceRestorerLoader,
@@ -48,6 +50,8 @@ NODES: list[type[io.ComfyNode]] = [
     SSDiffFillDamage,
     SSDiffGlobalRestorationLoader,
     SSDiffGlobalRestoration,
+    SSDiffColouriserLoader,
+    SSDiffColourise,
 ]
 
 

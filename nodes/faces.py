@@ -8,7 +8,7 @@ from ..comfy_adapter import device
 from ..models import mtcnn, retinaface
 from ..models.files import FACE_DETECTION_FOLDER
 from ..priors.face_detection import mtcnn_detector, retinaface_detector
-from ..priors.faces import NO_FACE, NoFace, crop_faces, paste_faces
+from ..priors.faces import NO_FACE, NoFace, crop_faces, paste_faces, recrop_faces
 from ..priors.tone import MONOCHROME_SPREAD, TONES, Tone
 from . import boundary
 from .loaders import CheckpointLoader
@@ -103,6 +103,28 @@ class SSDiffFaceCrop(io.ComfyNode):
         faces, masks, info = crop_faces(detector, photos, crop_size, selection, index, min_eye_distance,
                                         confidence or None, mask, device.check_interrupt, no_face)
         return io.NodeOutput(boundary.channels_last(faces), masks, info)
+
+
+class SSDiffFaceRecrop(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="SSDiffFaceRecrop",
+            display_name="SSDiff Face Crop (same faces)",
+            category="SSDiff/faces",
+            description=("Crops the faces an SSDiff Face Crop found again, from another version of the same photos "
+                         "(colourised, repaired, or scaled by any factor), aligned exactly as the first crops: e.g. "
+                         "the face of the colourised photo as SSDiff Sampler's colour_reference, so that the face "
+                         "and the photo agree. Nothing is detected again."),
+            inputs=[io.Image.Input("image", tooltip="the other version of the photos Face Crop saw, same order"),
+                    FaceInfoType.Input("face_info", tooltip="the face_info output of that SSDiff Face Crop")],
+            outputs=[io.Image.Output(display_name="faces")],
+        )
+
+    @classmethod
+    @checked_inputs
+    def execute(cls, image: torch.Tensor, face_info) -> io.NodeOutput:
+        return io.NodeOutput(boundary.channels_last(recrop_faces(boundary.image_to_rgb(image), face_info)))
 
 
 class SSDiffFacePaste(io.ComfyNode):

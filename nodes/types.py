@@ -26,3 +26,5 @@ InpaintModelType = io.Custom("SSDIFF_INPAINT_MODEL")
 """models.lama: spandrel's LaMa network, loaded."""
 GlobalRestorationType = io.Custom("SSDIFF_GLOBAL_RESTORATION")
 """models.bopbtl_global.GlobalRestorationNetworks: VAE_A's encoder, a mapping, VAE_B's decoder."""
+ColouriserType = io.Custom("SSDIFF_COLOURISER")
+"""models.ddcolor: spandrel's DDColor network, loaded, with the size it runs at (input_size)."""

@@ -80,6 +80,24 @@ def crop_faces(detector: FaceDetector, photos: torch.Tensor, crop_size: int = 51
     return image_tensor(np.stack(crops)).clamp(0, 1), mask_tensor(np.stack(mask_crops)).clamp(0, 1), info
 
 
+def recrop_faces(photos: torch.Tensor, info: FaceInfo) -> torch.Tensor:
+    """The faces Face Crop found (`info`), cropped again from another version of the same photos
+    (RGB B x 3 x H x W: colourised, repaired, or scaled as photo_scale allows): N x 3 x S x S, aligned as
+    the first crops, so that they match pixel for pixel. With no face in `info`, the photos
+    letterboxed, as Face Crop gives them."""
+    if photos.shape[0] != len(info.image_sizes):
+        raise ValueError(f"Face Crop (same faces) got {photos.shape[0]} photos, but the Face Crop that made face_info "
+                         f"saw {len(info.image_sizes)}: connect the same photos, in the same order")
+    rgb = [image_array(photo) for photo in photos]
+    if not info.faces:
+        crops = [letterbox(array, info.crop_size) for array in rgb]
+    else:
+        crops = [warp_face(rgb[face.image_index], scaled_affine(face.affine, photo_scale(
+                     tuple(photos.shape[-2:]), info.image_sizes[face.image_index], face.image_index)), info.crop_size)
+                 for face in info.faces]
+    return image_tensor(np.stack(crops)).clamp(0, 1)
+
+
 def photo_scale(size: tuple[int, int], cropped: tuple[int, int], image_index: int) -> tuple[float, float]:
     """(x, y) scale of a photo of `size` (H, W) against the one Face Crop saw (`cropped`): the same
     photo upscaled or downscaled (any factor, its sides rounded to whole pixels) is accepted, a photo

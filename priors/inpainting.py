@@ -169,7 +169,8 @@ def plan_crops(holes: np.ndarray, context: float = DEFAULT_CONTEXT, min_context:
     depth = np.zeros(count, np.float32)
     np.maximum.at(depth, region_of, distance[ys, xs])
     del distance
-    thickness = 2 * depth  # the widest inscribed disk's diameter, px
+    thickness = 2 * np.minimum(depth, max(height, width))  # the widest inscribed disk's diameter, px (OpenCV
+    # counts the image's border as no edge: a region filling the image would be infinitely deep)
     margins = np.clip(np.round(context * thickness), min_context, max_context).astype(int)
     order = np.argsort(region_of, kind="stable")
     starts = np.concatenate([[0], np.cumsum(np.bincount(region_of, minlength=count))])
@@ -418,6 +419,10 @@ def fill(photos: torch.Tensor, masks: torch.Tensor, method: Method = "telea", ne
     empty = []
     for index in range(batch):
         holes = holes_of(mask_array(masks[min(index, masks.shape[0] - 1)]) > 0.5, dilation_px)
+        if holes.all():
+            raise ValueError(f"the mask marks every pixel of photo {index} as damaged (after growing it by "
+                             f"{dilation_px} px): nothing is left to fill from. Check the mask: a scratch detector's "
+                             "threshold too low, or an inverted mask (white = damaged)")
         crops, labels = plan_crops(holes, context, min_context, max_context, tile)
         if not crops:
             empty.append(index)

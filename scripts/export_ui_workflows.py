@@ -97,6 +97,20 @@ LAYOUTS = {
             "an old photo in `ComfyUI/input/` and other photos of the same person; the pack's sample is "
             "`assets/sample/ssdiff_sample_old_photo.png`."),
     },
+    "colourise_old_photo": {
+        "columns": [["note"], [1, 2, 4, 6, 8], [3, 16, 17, 10, 12], [5, 7, 9, 18, 19, 20], [11], [13], [14, 15]],
+        "note": (
+            "SSDiff: the old photo in colour",
+            "The whole-photo workflow in colour: the photo's scratches and dust are filled (SSDiff Scratch Mask "
+            "on the photo, SSDiff Fill Damage), DDColor colourises the repaired photo (SSDiff Colourise keeps "
+            "the photo's own full-resolution lightness, only the colour is DDColor's), the faces are restored "
+            "by SSDiff from the original pixels with the colourised photo's faces (SSDiff Face Crop (same "
+            "faces)) as stage 2's colour_reference, so face and photo agree, and pasted into the colourised "
+            "photo (tone: restored). For the face in the photo's own tone without colourising, use the "
+            "whole-photo workflow (Face Paste tone auto).",
+            "an old photo in `ComfyUI/input/`; the pack's sample is `assets/sample/ssdiff_sample_old_photo.png` "
+            "(a public-domain portrait aged by `scripts/age_photo.py`)."),
+    },
     "sampler_custom_advanced": {
         "columns": [["note"], [2, 1, 3, 5, 7, 9], [4, 6, 8, 10, 12], [11, 13, 14, 15], [16, 17, 22],
                     [18], [19, 20, 21]],

@@ -94,6 +94,16 @@ def bopbtl_files(models_root) -> Path:
     return save_bopbtl_restoration(models_root / "ssdiff" / "restoration", ("quality", "scratch"))
 
 
+@pytest.fixture(scope="session")
+def ddcolor_file(models_root) -> Path:
+    """A small random DDColor of the real architecture (ConvNeXt-T, about 170 MB) saved as the
+    released files are, in models/ddcolor under the default file's name; written for the tests that
+    ask."""
+    from harness.tiny_ddcolor import save_ddcolor
+
+    return save_ddcolor(models_root / "ddcolor" / "ddcolor_modelscope.pth")
+
+
 class StartUpLog(logging.Handler):
     """The warnings and errors ComfyUI logs while it starts in-process."""
 
@@ -132,7 +142,7 @@ def pack(comfy):
 
 
 @pytest.fixture(scope="session")
-def server(models_root, bopbtl_files, tmp_path_factory):
+def server(models_root, bopbtl_files, ddcolor_file, tmp_path_factory):
     """`main.py --cpu` on a free loopback port, reading the shared models folder, with the
     test-only fault nodes of tests/host_probes beside the pack."""
     require_host()

@@ -23,7 +23,7 @@ WORKFLOWS = REPO / "workflows"
 EXAMPLES = REPO / "example_workflows"
 SAMPLE = REPO / "assets" / "sample"
 UI_WORKFLOWS = ("aligned_face_restoration", "whole_photo_restoration", "sampler_custom_advanced",
-                "archive_restoration", "iterative_restoration", "family_album_restoration")
+                "archive_restoration", "iterative_restoration", "family_album_restoration", "colourise_old_photo")
 UI_ONLY_TYPES = {"Note", "MarkdownNote", "PrimitiveNode", "Reroute"}
 """Frontend-only nodes: not in /object_info, never in the API prompt."""
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}

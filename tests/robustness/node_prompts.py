@@ -31,6 +31,8 @@ def sources(photo_name: str) -> dict:
                                "inputs": {"encoder": "restoration/VAE_A_quality/latest_net_G.pth",
                                           "mapping": "restoration/mapping_scratch/latest_net_mapping_net.pth",
                                           "decoder": "restoration/VAE_B_scratch/latest_net_G.pth"}},
+        "colouriser": {"class_type": "SSDiffColouriserLoader",
+                       "inputs": {"model_name": "ddcolor_modelscope.pth", "input_size": 64}},
         "parse": {"class_type": "SSDiffLabelMapToParsing", "inputs": {"label_map": ["black", 0]}},
         "crop": {"class_type": "SSDiffFaceCrop",
                  "inputs": {"detector": ["face_detector", 0], "image": ["photo", 0], "crop_size": 64,
@@ -72,6 +74,8 @@ NODE_INPUTS: dict[str, dict] = {
     "SSDiffFillDamage": {"image": ["photo", 0], "mask": ["mask", 0], "method": "telea", "dilation": 2, "radius": 5.0},
     "SSDiffGlobalRestoration": {"global_restoration": ["global_restoration", 0], "image": ["photo", 0],
                                 "mask": ["mask", 0], "postprocess": "released", "mask_dilation": -1},
+    "SSDiffColourise": {"colouriser": ["colouriser", 0], "image": ["photo", 0]},
+    "SSDiffFaceRecrop": {"image": ["photo", 0], "face_info": ["crop", 2]},
 }
 """Each node's inputs, all connected: images from a 32 px photo, masks from a 32 px SolidMask."""
 

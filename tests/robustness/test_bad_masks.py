@@ -89,3 +89,15 @@ def test_single_mask_serves_every_image_of_a_batch(server):
     arrays = output_arrays(server, server.run(prompt, timeout=120))
     assert len(arrays) == 2 and all(array.shape == (32, 32, 3) for array in arrays)
     assert_still_serves(server)
+
+
+def test_fill_damage_with_a_mask_of_every_pixel_is_refused_naming_the_likely_cause(server):
+    """Nothing is left to fill from (a random or mis-set detector marks the whole photo)."""
+    from node_prompts import node_prompt
+
+    prompt = node_prompt(server, "SSDiffFillDamage")
+    prompt["mask"]["inputs"]["value"] = 1.0
+    text = execution_error(server, prompt)
+    assert "the mask marks every pixel of photo 0 as damaged (after growing it by 2 px): nothing is left to " \
+           "fill from" in text and "an inverted mask" in text, text
+    assert_still_serves(server)
