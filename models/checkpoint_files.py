@@ -151,7 +151,8 @@ def _safetensors_keys(path: str, size: int) -> FileReading:
 def _zip_keys(path: str) -> FileReading:
     """torch.save's zip format: the archive's index must be there (a file cut short loses it, as
     the index comes last), then its pickle (_torch_keys, memory-mapped: each tensor's bytes must
-    lie inside the file)."""
+    lie inside the file). A TorchScript archive (torch.jit.save, e.g. big-lama.pt) is read by
+    models.torchscript_archives, without running it."""
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
@@ -161,6 +162,10 @@ def _zip_keys(path: str) -> FileReading:
         return _unreadable(error)
     if not any(name.endswith("data.pkl") for name in names):
         return FileReading(problem=FileProblem.NOT_A_CHECKPOINT, detail="a zip archive without torch's data.pkl")
+    from . import torchscript_archives  # (it builds on this module's FileReading)
+
+    if torchscript_archives.archive_folder(names) is not None:  # torch.jit.save's layout: read, never run
+        return torchscript_archives.read_keys(path)
     return _torch_keys(path, mapped=True)
 
 

@@ -69,3 +69,29 @@ def test_what_cannot_be_used_is_refused_naming_the_input(comfy, change, message)
         execute(comfy, "SSDiffFillDamage", **inputs)
     assert "big-lama.pt" in comfy.NODE_CLASS_MAPPINGS["SSDiffInpaintModelLoader"].validate_inputs(
         model_name="not_there.pt")
+
+
+def test_a_renamed_lama_archive_is_offered_by_its_loader_and_by_no_other(comfy, models_root):
+    """big-lama.pt is a TorchScript archive: its tensor names are read without running it, so a copy
+    under the user's own name is listed as LaMa (and one dropped into models/ssdiff as nothing)."""
+    import folder_paths
+
+    renamed = save_big_lama_archive(big_lama(seed=5), models_root / "inpaint" / "lama_from_iopaint.pt")
+    stray = models_root / "ssdiff" / "stray_lama.pt"
+    stray.write_bytes(renamed.read_bytes())
+    folder_paths.filename_list_cache.clear()
+    try:
+        def offered(node_id: str, name: str = "model_name") -> list[str]:
+            schema = comfy.NODE_CLASS_MAPPINGS[node_id].define_schema()
+            return next(item.options for item in schema.inputs if item.id == name)
+
+        assert "lama_from_iopaint.pt" in offered("SSDiffInpaintModelLoader")
+        for node_id, name in (("SSDiffScratchDetectorLoader", "model_name"), ("SSDiffFaceDiffusionLoader", "ckpt_name"),
+                              ("SSDiffColourTransferLoader", "model_name"), ("SSDiffFaceParserLoader", "model_name")):
+            assert "stray_lama.pt" not in offered(node_id, name), node_id
+        loaded, = execute(comfy, "SSDiffInpaintModelLoader", model_name="lama_from_iopaint.pt")
+        assert isinstance(loaded, torch.nn.Module)
+    finally:
+        renamed.unlink()
+        stray.unlink()
+        folder_paths.filename_list_cache.clear()

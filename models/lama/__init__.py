@@ -2,7 +2,7 @@
 running it, built as spandrel's LaMa."""
 from .loading import (FILE, GENERATOR_PREFIXES, MARKER_KEYS, build, load, read_keys, read_state_dict,
                       spandrel_state_dict)
-from .torchscript import is_torchscript
+from ..torchscript_archives import is_torchscript
 
 __all__ = ["FILE", "GENERATOR_PREFIXES", "MARKER_KEYS", "build", "is_torchscript", "load", "read_keys",
            "read_state_dict", "spandrel_state_dict"]

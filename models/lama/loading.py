@@ -5,7 +5,7 @@ archive of LaMa's `bin/to_jit.py`: a JITWrapper whose `model` is the predict-onl
 module, whose `generator` is the FFC ResNet. Its tensors are therefore named
 "model.generator.model.<i>...". spandrel's LaMa names the same generator "model.model.<i>..."
 (its LaMa module's `model` is the generator), and itself accepts "generator.model.<i>..." (the
-training checkpoint's names). The archive is read by models/lama/torchscript.py, never run;
+training checkpoint's names). The archive is read by models/torchscript_archives.py, never run;
 a .safetensors (or torch.save'd) state dict in any of the three namings is read as well.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from torch import nn
 from ..checkpoint_files import FileReading, read_checkpoint_keys
 from ..files import Kind, ModelFile
 from ..state_dicts import unwrap_state_dict
-from . import torchscript
+from .. import torchscript_archives as torchscript
 
 GENERATOR_PREFIXES = ("model.generator.model.", "generator.model.", "model.model.")
 """Where the generator's Sequential lies: big-lama.pt's TorchScript archive, LaMa's training
@@ -34,11 +34,8 @@ FILE = ModelFile("LaMa inpainting network", Kind.INPAINTER, marker_keys=MARKER_K
 
 
 def read_keys(path: str) -> FileReading:
-    """A LaMa file's tensor names without their data, or what is wrong with it: TorchScript
-    archives read here (checkpoint_files would see a damaged torch file), others by
-    checkpoint_files.read_checkpoint_keys."""
-    if torchscript.is_torchscript(path):
-        return torchscript.read_keys(path)
+    """A LaMa file's tensor names without their data, or what is wrong with it
+    (checkpoint_files.read_checkpoint_keys, which reads TorchScript archives too)."""
     return read_checkpoint_keys(path)
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..checkpoint_files import FileProblem, FileReading
+from .checkpoint_files import FileProblem, FileReading
 
 STORAGE_DTYPES = {
     "FloatStorage": torch.float32, "DoubleStorage": torch.float64, "HalfStorage": torch.float16,
