@@ -19,3 +19,17 @@ def step_reporter(total: int) -> Callable[[int, float], None]:
         check_interrupt()
 
     return report
+
+
+def item_reporter(total: int) -> Callable[[], None]:
+    """`before_item()` before each of `total` items (the photos of a batch): raises ComfyUI's
+    interruption when the user pressed Cancel, and moves its progress bar to the items done."""
+    bar = comfy.utils.ProgressBar(total)
+    done = [0]
+
+    def before_item() -> None:
+        check_interrupt()
+        bar.update_absolute(done[0], total)
+        done[0] += 1
+
+    return before_item

@@ -8,7 +8,7 @@ import functools
 import torch
 from comfy_api.latest import io
 
-from ..comfy_adapter import device
+from ..comfy_adapter import device, progress
 from ..models import ddcolor
 from ..priors.colourise import colourise
 from . import boundary
@@ -65,5 +65,5 @@ class SSDiffColourise(io.ComfyNode):
     @checked_inputs
     def execute(cls, colouriser: torch.nn.Module, image: torch.Tensor) -> io.NodeOutput:
         coloured = colourise(colouriser, boundary.channels_first(image).float(),
-                             check_interrupt=device.check_interrupt)
+                             check_interrupt=progress.item_reporter(image.shape[0]))
         return io.NodeOutput(boundary.channels_last(coloured))

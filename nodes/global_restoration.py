@@ -8,7 +8,7 @@ import os
 import torch
 from comfy_api.latest import io
 
-from ..comfy_adapter import checkpoints, device
+from ..comfy_adapter import checkpoints, device, progress
 from ..models import bopbtl_global
 from ..models.bopbtl_global import GlobalRestorationNetworks
 from ..priors.global_restoration import POSTPROCESSING, restore_global, working_bytes
@@ -147,5 +147,5 @@ class SSDiffGlobalRestoration(io.ComfyNode):
                                  "whole photo)")
         restored = restore_global(global_restoration, boundary.channels_first(image).float(), masks,
                                   postprocess=postprocess, mask_dilation=None if mask_dilation < 0 else mask_dilation,
-                                  check_interrupt=device.check_interrupt)
+                                  check_interrupt=progress.item_reporter(image.shape[0]))
         return io.NodeOutput(boundary.channels_last(restored))
