@@ -8,13 +8,18 @@ import functools
 import torch
 from comfy_api.latest import io
 
-from ..comfy_adapter import device, progress
+from ..comfy_adapter import device, managed, progress
 from ..models import ddcolor
 from ..priors.colourise import colourise
 from . import boundary
 from .input_checks import checked_inputs
 from .loaders import CheckpointLoader
 from .types import ColouriserType
+
+
+COLOURISE_WORKING_FACTOR = 6
+"""The full-resolution colour maths (linear RGB, luminance, the enlarged a*b*, the result), in
+multiples of the image's fp32 bytes: an estimate."""
 
 
 class SSDiffColouriserLoader(CheckpointLoader):
@@ -41,7 +46,7 @@ class SSDiffColouriserLoader(CheckpointLoader):
     @checked_inputs
     def execute(cls, model_name: str, input_size: int) -> io.NodeOutput:
         network = cls.load(model_name, functools.partial(ddcolor.build, input_size=input_size))
-        return io.NodeOutput(network.to(device.compute_device()))
+        return io.NodeOutput(managed.managed(network))
 
 
 class SSDiffColourise(io.ComfyNode):
@@ -64,6 +69,7 @@ class SSDiffColourise(io.ComfyNode):
     @classmethod
     @checked_inputs
     def execute(cls, colouriser: torch.nn.Module, image: torch.Tensor) -> io.NodeOutput:
+        managed.load(colouriser, managed.image_bytes(image, COLOURISE_WORKING_FACTOR))
         coloured = colourise(colouriser, boundary.channels_first(image).float(),
                              check_interrupt=progress.item_reporter(image.shape[0]))
         return io.NodeOutput(boundary.channels_last(coloured))

@@ -6,9 +6,9 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
-from ..comfy_adapter import checkpoints, device
+from ..comfy_adapter import checkpoints, device, managed
 from ..models import lama
-from ..priors.inpainting import DEFAULT_DILATION_PX, DEFAULT_RADIUS, METHODS, fill, working_bytes
+from ..priors.inpainting import DEFAULT_DILATION_PX, DEFAULT_RADIUS, LAMA_WORKING_BYTES, METHODS, fill, working_bytes
 from . import boundary
 from .input_checks import checked_inputs
 from .loaders import CheckpointLoader
@@ -34,7 +34,7 @@ class SSDiffInpaintModelLoader(CheckpointLoader):
     @classmethod
     @checked_inputs
     def execute(cls, model_name: str) -> io.NodeOutput:
-        return io.NodeOutput(lama.load(checkpoints.model_path(cls.FILE, model_name)).to(device.compute_device()))
+        return io.NodeOutput(managed.managed(lama.load(checkpoints.model_path(cls.FILE, model_name))))
 
 
 class SSDiffFillDamage(io.ComfyNode):
@@ -80,6 +80,8 @@ class SSDiffFillDamage(io.ComfyNode):
             raise ValueError(f"mask is {masks.shape[-1]} x {masks.shape[-2]} px but image is {image.shape[2]} x "
                              f"{image.shape[1]} px: give the mask of this photo at its own size (SSDiff Scratch "
                              "Mask on the whole photo)")
+        if inpaint_model is not None and method == "lama":
+            managed.load(inpaint_model, LAMA_WORKING_BYTES)
         filled = fill(boundary.channels_first(image).float(), masks, method, inpaint_model, device.check_interrupt,
                       dilation_px=dilation, radius=radius)
         return io.NodeOutput(boundary.channels_last(filled))

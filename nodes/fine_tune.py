@@ -8,7 +8,7 @@ import os
 import torch
 from comfy_api.latest import io
 
-from ..comfy_adapter import checkpoints, image_folders, progress
+from ..comfy_adapter import checkpoints, image_folders, managed, progress
 from ..models import perceptual_loss as lpips_vgg
 from ..models.face_restorers import FaceRestorer
 from ..models.files import FACE_RESTORE_FOLDER
@@ -117,6 +117,7 @@ class SSDiffFineTuneRestorer(io.ComfyNode):
             restorer.face_size)
         settings = FineTuneSettings(steps, learning_rate, batch_size, seed, ema_decay,
                                     transformer_only=train == "transformer_only")
+        managed.load(restorer.network)
         result = fine_tune(restorer, degraded_faces, target_faces, settings, progress.step_reporter(steps),
                            perceptual_loss)
         saved_as = ""

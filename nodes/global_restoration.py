@@ -8,7 +8,7 @@ import os
 import torch
 from comfy_api.latest import io
 
-from ..comfy_adapter import checkpoints, device, progress
+from ..comfy_adapter import checkpoints, device, managed, progress
 from ..models import bopbtl_global
 from ..models.bopbtl_global import GlobalRestorationNetworks
 from ..priors.global_restoration import POSTPROCESSING, restore_global, working_bytes
@@ -85,7 +85,9 @@ class SSDiffGlobalRestorationLoader(io.ComfyNode):
             checkpoints.load_checkpoint(FILES["encoder"], encoder, bopbtl_global.build_encoder),
             checkpoints.load_checkpoint(FILES["mapping"], mapping, bopbtl_global.build_mapping),
             checkpoints.load_checkpoint(FILES["decoder"], decoder, bopbtl_global.build_decoder))
-        return io.NodeOutput(networks.to(device.compute_device()))
+        for network in (networks.encoder, networks.mapping, networks.decoder):
+            managed.managed(network)
+        return io.NodeOutput(networks)
 
 
 MODE_NAMES = {"quality": "the quality mapping", "scratch": "the scratch mapping",
@@ -145,6 +147,8 @@ class SSDiffGlobalRestoration(io.ComfyNode):
                 raise ValueError(f"mask is {masks.shape[-1]} x {masks.shape[-2]} px but image is {width} x {height} "
                                  "px: give the mask of this photo at its own size (SSDiff Scratch Mask on the "
                                  "whole photo)")
+        managed.load((global_restoration.encoder, global_restoration.mapping, global_restoration.decoder),
+                     working_bytes(height, width, mode))
         restored = restore_global(global_restoration, boundary.channels_first(image).float(), masks,
                                   postprocess=postprocess, mask_dilation=None if mask_dilation < 0 else mask_dilation,
                                   check_interrupt=progress.item_reporter(image.shape[0]))

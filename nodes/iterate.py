@@ -7,7 +7,7 @@ import json
 import torch
 from comfy_api.latest import io
 
-from ..comfy_adapter import device, sampling
+from ..comfy_adapter import device, managed, sampling
 from ..priors.identity import identity_embeddings, reference_identity
 from ..priors.parsing import FaceParser, parse_faces
 from ..priors.plots import line_plot
@@ -74,6 +74,7 @@ class SSDiffIterate(io.ComfyNode):
                                                vae, latent_guidance)
 
         def regions(images: torch.Tensor) -> torch.Tensor:
+            managed.load(parser.network)  # (sampling may have offloaded it)
             return parse_faces(parser, boundary.image_to_rgb(images), device.check_interrupt)
 
         coarse = boundary.channels_last(boundary.match_size(boundary.image_to_rgb(coarse_restoration),

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
-from ..comfy_adapter import device
+from ..comfy_adapter import device, managed
 from ..models import face_parsing
 from ..priors.parsing import FaceParser, parse_faces, preview
 from ..ssdiff_core.variant import variant_of
@@ -34,7 +34,7 @@ class SSDiffFaceParserLoader(CheckpointLoader):
     @checked_inputs
     def execute(cls, model_name: str) -> io.NodeOutput:
         network, backend = cls.load(model_name, face_parsing.build)
-        return io.NodeOutput(FaceParser(network.to(device.compute_device()), backend))
+        return io.NodeOutput(FaceParser(managed.managed(network), backend))
 
 
 class SSDiffFaceParse(io.ComfyNode):
@@ -75,6 +75,7 @@ class SSDiffFaceParse(io.ComfyNode):
     @checked_inputs
     def execute(cls, parser: FaceParser, image: torch.Tensor, regions: str,
                 reference_compat: bool) -> io.NodeOutput:
+        managed.load(parser.network, managed.image_bytes(image, 32))
         labels = parse_faces(parser, boundary.image_to_rgb(image), device.check_interrupt,
                              variant=variant_of(reference_compat))
         mask = region_mask(labels, resolve_regions(regions))[:, 0].float()

@@ -7,7 +7,7 @@ import functools
 import torch
 from comfy_api.latest import io
 
-from ..comfy_adapter import device
+from ..comfy_adapter import device, managed
 from ..models import face_restorers
 from ..priors.coarse import coarse_restore
 from . import boundary
@@ -35,7 +35,7 @@ class SSDiffFaceRestorerLoader(CheckpointLoader):
     @checked_inputs
     def execute(cls, model_name: str) -> io.NodeOutput:
         restorer = cls.load(model_name, face_restorers.build)
-        restorer.network.to(device.compute_device())
+        managed.managed(restorer.network)
         return io.NodeOutput(restorer)
 
 
@@ -66,6 +66,7 @@ class SSDiffCoarseRestore(io.ComfyNode):
     @checked_inputs
     def execute(cls, restorer: face_restorers.FaceRestorer, image: torch.Tensor, fidelity: float,
                 adain: bool = False) -> io.NodeOutput:
+        managed.load(restorer.network, managed.image_bytes(image, 32))
         restored = coarse_restore(functools.partial(restorer, fidelity=fidelity, adain=adain),
                                   boundary.image_to_rgb(image), restorer.face_size, device.check_interrupt)
         return io.NodeOutput(boundary.channels_last(restored))

@@ -4,13 +4,18 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
-from ..comfy_adapter import device
+from ..comfy_adapter import device, managed
 from ..models import scratch_detection
 from ..priors.scratch import RESIZE_MODES, detect_scratch_probability, scratch_mask
 from . import boundary
 from .loaders import CheckpointLoader
 from .types import ScratchDetectorType
 from .input_checks import checked_inputs
+
+
+SCRATCH_WORKING_FACTOR = 64
+"""The detector's working memory, in multiples of the image's fp32 bytes (an estimate: a UNet's
+feature maps at the image's size)."""
 
 
 class SSDiffScratchDetectorLoader(CheckpointLoader):
@@ -31,8 +36,7 @@ class SSDiffScratchDetectorLoader(CheckpointLoader):
     @classmethod
     @checked_inputs
     def execute(cls, model_name: str) -> io.NodeOutput:
-        network = cls.load(model_name, scratch_detection.build)
-        return io.NodeOutput(network.to(device.compute_device()))
+        return io.NodeOutput(managed.managed(cls.load(model_name, scratch_detection.build)))
 
 
 class SSDiffScratchMask(io.ComfyNode):
@@ -66,6 +70,7 @@ class SSDiffScratchMask(io.ComfyNode):
     @checked_inputs
     def execute(cls, detector, image: torch.Tensor, threshold: float, dilation: int, resize_mode: str,
                 add_mask: torch.Tensor | None = None, erase_mask: torch.Tensor | None = None) -> io.NodeOutput:
+        managed.load(detector, managed.image_bytes(image, SCRATCH_WORKING_FACTOR))
         probability = detect_scratch_probability(detector, boundary.image_to_rgb(image), resize_mode,
                                                  device.check_interrupt)
         mask = scratch_mask(probability, threshold, dilation, add_mask, erase_mask)

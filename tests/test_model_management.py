@@ -1,0 +1,97 @@
+"""The pack's networks under ComfyUI's model management (issue 31, point 1), in the real host on
+the CPU: each loader registers its network with a ModelPatcher, the node that runs it asks ComfyUI
+to load it, and ComfyUI's unload (what /free with unload_models and *Unload models* call) releases
+it; a copy of a network (training, gradient copies) is not managed. Networks still outside:
+RetinaFace (facexlib keeps its own device), ArcFace and CAP-VSTNet (used inside sampling), LPIPS."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from node_runner import execute
+from harness.tiny_models import big_lama, save_big_lama_archive
+from harness.tiny_ddcolor import TINY_INPUT_SIZE
+
+
+def loaded_networks() -> list[torch.nn.Module]:
+    import comfy.model_management
+
+    return [entry.model.model for entry in comfy.model_management.current_loaded_models if entry.model is not None]
+
+
+def is_loaded(network: torch.nn.Module) -> bool:
+    return any(model is network for model in loaded_networks())
+
+
+def photo(height: int = 32, width: int = 32) -> torch.Tensor:
+    return torch.rand(1, height, width, 3, generator=torch.Generator().manual_seed(0))
+
+
+def unload_all() -> None:
+    import comfy.model_management
+
+    comfy.model_management.unload_all_models()
+    comfy.model_management.cleanup_models_gc()
+
+
+@pytest.fixture
+def lama_file(models_root):
+    path = save_big_lama_archive(big_lama(seed=1), models_root / "inpaint" / "big-lama.pt")
+    yield path.name
+    path.unlink()
+
+
+def runs(comfy, bopbtl_files, ddcolor_file, lama_file):
+    """(network, the call that runs it) per managed loader."""
+    mask = torch.zeros(1, 32, 32)
+    mask[0, 10, 4:28] = 1
+    detector, = execute(comfy, "SSDiffScratchDetectorLoader", model_name="FT_Epoch_latest.pt")
+    restorer, = execute(comfy, "SSDiffFaceRestorerLoader", model_name="codeformer.pth")
+    parser, = execute(comfy, "SSDiffFaceParserLoader", model_name="parsing_parsenet.pth")
+    lama, = execute(comfy, "SSDiffInpaintModelLoader", model_name=lama_file)
+    colouriser, = execute(comfy, "SSDiffColouriserLoader", model_name=ddcolor_file.name, input_size=TINY_INPUT_SIZE)
+    global_restoration, = execute(
+        comfy, "SSDiffGlobalRestorationLoader", encoder="restoration/VAE_A_quality/latest_net_G.pth",
+        mapping="restoration/mapping_quality/latest_net_mapping_net.pth",
+        decoder="restoration/VAE_B_quality/latest_net_G.pth")
+    return {
+        "scratch detector": (detector, lambda: execute(comfy, "SSDiffScratchMask", detector=detector, image=photo(),
+                                                       threshold=0.4, dilation=0, resize_mode="full_size")),
+        "CodeFormer": (restorer.network, lambda: execute(comfy, "SSDiffCoarseRestore", restorer=restorer,
+                                                         image=photo(64, 64), fidelity=0.5)),
+        "face parser": (parser.network, lambda: execute(comfy, "SSDiffFaceParse", parser=parser, image=photo(),
+                                                        regions="face", reference_compat=False)),
+        "LaMa": (lama, lambda: execute(comfy, "SSDiffFillDamage", image=photo(), mask=mask, method="lama",
+                                       dilation=2, radius=5.0, inpaint_model=lama)),
+        "DDColor": (colouriser, lambda: execute(comfy, "SSDiffColourise", colouriser=colouriser, image=photo())),
+        "BOPBTL mapping": (global_restoration.mapping, lambda: execute(
+            comfy, "SSDiffGlobalRestoration", global_restoration=global_restoration, image=photo(),
+            postprocess="model", mask_dilation=-1)),
+    }
+
+
+def test_each_network_is_loaded_by_comfyui_when_its_node_runs_and_released_by_unload(comfy, bopbtl_files,
+                                                                                      ddcolor_file, lama_file):
+    unload_all()
+    for name, (network, run) in runs(comfy, bopbtl_files, ddcolor_file, lama_file).items():
+        assert not is_loaded(network), f"{name} was loaded before its node ran"
+        run()
+        assert is_loaded(network), f"{name} is not under ComfyUI's model management after its node ran"
+        unload_all()
+        assert not is_loaded(network), f"{name} was not released by ComfyUI's unload"
+        run()  # loaded again on the next run
+        assert is_loaded(network), name
+    unload_all()
+
+
+def test_a_copy_of_a_managed_network_is_not_managed(comfy):
+    from comfyui_ssdiff.comfy_adapter import managed
+
+    detector, = execute(comfy, "SSDiffScratchDetectorLoader", model_name="FT_Epoch_latest.pt")
+    assert managed.patcher_of(detector) is not None
+    copied = copy.deepcopy(detector)
+    assert managed.patcher_of(copied) is None
+    managed.load(copied)  # nothing to load, nothing raised
+    assert not is_loaded(copied)
