@@ -7,7 +7,9 @@ to it as to a checkpoint. Loader outputs stay the networks themselves: the patch
 network, and a copy of the network (for training, or a gradient copy) is not managed."""
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -16,6 +18,7 @@ import comfy.model_management
 import comfy.model_patcher
 
 PATCHER_ATTRIBUTE = "_ssdiff_patcher"
+Result = TypeVar("Result")
 
 
 class _PatcherLink:
@@ -64,3 +67,20 @@ def load(networks: nn.Module | Iterable[nn.Module], memory_required: int = 0) ->
 def image_bytes(image: torch.Tensor, factor: float = 1.0) -> int:
     """Bytes of `image` in fp32 times `factor`: the part of a call's memory that follows the input."""
     return int(image.numel() * 4 * factor)
+
+
+def smaller_on_out_of_memory(run: Callable[[int], Result], size: int, smallest: int, what: str) -> Result:
+    """`run(size)`, and on running out of memory `run` again with `size` halved (ComfyUI's cache
+    emptied first), as ComfyUI's upscale node halves its tile, down to `smallest`; then the error
+    stays an OutOfMemoryError (ComfyUI unloads its models and adds its tips), naming `what` and
+    the size reached. `size` is a chunk or batch of work whose result does not depend on it."""
+    while True:
+        try:
+            return run(size)
+        except torch.OutOfMemoryError as error:
+            comfy.model_management.soft_empty_cache(True)
+            if size // 2 < smallest:
+                raise torch.OutOfMemoryError(f"{what} ran out of memory even at {size:,} (halved from the start on "
+                                             f"each failure): {error}") from error
+            logging.warning("SSDiff: %s ran out of memory at %s; trying %s", what, f"{size:,}", f"{size // 2:,}")
+            size //= 2

@@ -8,7 +8,8 @@ from comfy_api.latest import io
 
 from ..comfy_adapter import checkpoints, device, managed
 from ..models import lama
-from ..priors.inpainting import DEFAULT_DILATION_PX, DEFAULT_RADIUS, LAMA_WORKING_BYTES, METHODS, fill, working_bytes
+from ..priors.inpainting import (DEFAULT_DILATION_PX, DEFAULT_RADIUS, LAMA_BATCH_PIXELS,
+                                LAMA_WORKING_BYTES, METHODS, fill, working_bytes)
 from . import boundary
 from .input_checks import checked_inputs
 from .loaders import CheckpointLoader
@@ -82,6 +83,12 @@ class SSDiffFillDamage(io.ComfyNode):
                              "Mask on the whole photo)")
         if inpaint_model is not None and method == "lama":
             managed.load(inpaint_model, LAMA_WORKING_BYTES)
-        filled = fill(boundary.channels_first(image).float(), masks, method, inpaint_model, device.check_interrupt,
-                      dilation_px=dilation, radius=radius)
+        photos = boundary.channels_first(image).float()
+
+        def filled_with(batch_pixels: int) -> torch.Tensor:
+            return fill(photos, masks, method, inpaint_model, device.check_interrupt, dilation_px=dilation,
+                        radius=radius, batch_pixels=batch_pixels)
+
+        filled = managed.smaller_on_out_of_memory(filled_with, LAMA_BATCH_PIXELS, 32 * 32,
+                                                  "LaMa (pixels per batch of crops)")
         return io.NodeOutput(boundary.channels_last(filled))

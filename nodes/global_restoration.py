@@ -10,7 +10,7 @@ from comfy_api.latest import io
 
 from ..comfy_adapter import checkpoints, device, managed, progress
 from ..models import bopbtl_global
-from ..models.bopbtl_global import GlobalRestorationNetworks
+from ..models.bopbtl_global import DEFAULT_CHUNK_BYTES, GlobalRestorationNetworks
 from ..priors.global_restoration import POSTPROCESSING, restore_global, working_bytes
 from . import boundary
 from .input_checks import checked_inputs
@@ -90,6 +90,8 @@ class SSDiffGlobalRestorationLoader(io.ComfyNode):
         return io.NodeOutput(networks)
 
 
+MIN_CHUNK_BYTES = 1 << 23
+"""The smallest attention chunk budget (8 MiB) the out-of-memory retry goes down to."""
 MODE_NAMES = {"quality": "the quality mapping", "scratch": "the scratch mapping",
               "scratch_hr": "the high-resolution (Patch_Attention) scratch mapping"}
 
@@ -149,7 +151,13 @@ class SSDiffGlobalRestoration(io.ComfyNode):
                                  "whole photo)")
         managed.load((global_restoration.encoder, global_restoration.mapping, global_restoration.decoder),
                      working_bytes(height, width, mode))
-        restored = restore_global(global_restoration, boundary.channels_first(image).float(), masks,
-                                  postprocess=postprocess, mask_dilation=None if mask_dilation < 0 else mask_dilation,
+        photos = boundary.channels_first(image).float()
+
+        def restore(chunk_bytes: int) -> torch.Tensor:
+            return restore_global(global_restoration, photos, masks, postprocess=postprocess,
+                                  mask_dilation=None if mask_dilation < 0 else mask_dilation, chunk_bytes=chunk_bytes,
                                   check_interrupt=progress.item_reporter(image.shape[0]))
+
+        restored = managed.smaller_on_out_of_memory(restore, DEFAULT_CHUNK_BYTES, MIN_CHUNK_BYTES,
+                                                    "BOPBTL's non-local attention (bytes per chunk)")
         return io.NodeOutput(boundary.channels_last(restored))

@@ -95,3 +95,41 @@ def test_a_copy_of_a_managed_network_is_not_managed(comfy):
     assert managed.patcher_of(copied) is None
     managed.load(copied)  # nothing to load, nothing raised
     assert not is_loaded(copied)
+
+
+@pytest.mark.parametrize("node", ["SSDiffGlobalRestoration", "SSDiffFillDamage"])
+def test_out_of_memory_at_the_first_size_retries_smaller_with_the_same_result(comfy, bopbtl_files, lama_file,
+                                                                             monkeypatch, node):
+    """A fake allocation failure the first time the work runs at its starting chunk or batch size:
+    the node halves it and gives what one pass gives (the computation does not depend on it)."""
+    import sys
+
+    module = sys.modules[comfy.NODE_CLASS_MAPPINGS[node].__module__]
+    name, keyword = ("restore_global", "chunk_bytes") if node == "SSDiffGlobalRestoration" else ("fill", "batch_pixels")
+    real = getattr(module, name)
+    sizes = []
+
+    def failing_first(*args, **kwargs):
+        sizes.append(kwargs[keyword])
+        if len(sizes) == 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (a test's fake)")
+        return real(*args, **kwargs)
+
+    mask = torch.zeros(1, 48, 64)
+    mask[0, 20, 4:60] = 1
+    mask[0, 5:40, 30] = 1
+    if node == "SSDiffGlobalRestoration":
+        networks, = execute(comfy, "SSDiffGlobalRestorationLoader", encoder="restoration/VAE_A_quality/latest_net_G.pth",
+                            mapping="restoration/mapping_scratch/latest_net_mapping_net.pth",
+                            decoder="restoration/VAE_B_scratch/latest_net_G.pth")
+        inputs = {"global_restoration": networks, "image": photo(48, 64), "mask": mask, "postprocess": "model",
+                  "mask_dilation": -1}
+    else:
+        lama, = execute(comfy, "SSDiffInpaintModelLoader", model_name=lama_file)
+        inputs = {"image": photo(48, 64), "mask": mask, "method": "lama", "dilation": 2, "radius": 5.0,
+                  "inpaint_model": lama}
+    one_pass, = execute(comfy, node, **inputs)
+    monkeypatch.setattr(module, name, failing_first)
+    retried, = execute(comfy, node, **inputs)
+    assert sizes[1] == sizes[0] // 2 and len(sizes) == 2
+    torch.testing.assert_close(retried, one_pass, rtol=0, atol=1e-6)
