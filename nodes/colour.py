@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
-from ..comfy_adapter import device
+from ..comfy_adapter import managed
 from ..models import cap_vstnet
 from ..priors.cap_vstnet_transfer import CapVstnetTransfer
 from ..ssdiff_core.colour_transfer import masked_mean_std_transfer
@@ -33,7 +33,7 @@ class SSDiffColourTransferLoader(CheckpointLoader):
     @checked_inputs
     def execute(cls, model_name: str) -> io.NodeOutput:
         network = cls.load(model_name, cap_vstnet.build)
-        return io.NodeOutput(CapVstnetTransfer(network.float().to(device.compute_device())))
+        return io.NodeOutput(CapVstnetTransfer(managed.managed(network.float())))
 
 
 class SSDiffColourTransfer(io.ComfyNode):
@@ -71,6 +71,8 @@ class SSDiffColourTransfer(io.ComfyNode):
             boundary.require_batch(region_mask, batch, "region", "content")
             inside = boundary.match_size(region_mask, size, "region") > 0.5
             inside = inside.expand(batch, -1, -1, -1)
+        if isinstance(colour_transfer, CapVstnetTransfer):
+            managed.load(colour_transfer.network)
         transfer = colour_transfer or masked_mean_std_transfer
         recoloured = transfer(content_image, style_image.expand_as(content_image), inside)
         return io.NodeOutput(boundary.model_to_image(torch.where(inside, recoloured, content_image)))

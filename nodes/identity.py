@@ -8,7 +8,7 @@ import json
 import torch
 from comfy_api.latest import io, ui
 
-from ..comfy_adapter import device
+from ..comfy_adapter import managed
 from ..models import face_recognition
 from ..priors.identity import identity_embeddings, reference_identity
 from ..ssdiff_core.iteration import embedding_angle
@@ -37,7 +37,7 @@ class SSDiffFaceRecognitionLoader(CheckpointLoader):
     @classmethod
     @checked_inputs
     def execute(cls, model_name: str) -> io.NodeOutput:
-        return io.NodeOutput(cls.load(model_name, face_recognition.build).to(device.compute_device()))
+        return io.NodeOutput(managed.managed(cls.load(model_name, face_recognition.build)))
 
 
 class SSDiffIdentityAngle(io.ComfyNode):
@@ -67,6 +67,7 @@ class SSDiffIdentityAngle(io.ComfyNode):
             if images.shape[1] != images.shape[2]:
                 raise ValueError(f"{name} are {images.shape[2]} x {images.shape[1]} px, not aligned faces: give "
                                  "faces from SSDiff Face Crop")
+        managed.load(face_recognition)
         embeddings = identity_embeddings(face_recognition, boundary.image_to_rgb(faces))
         reference = reference_identity(face_recognition, boundary.image_to_rgb(reference_faces))
         angles = [embedding_angle(embedding[None], reference[None]) for embedding in embeddings]

@@ -80,6 +80,7 @@ class SSDiffIterate(io.ComfyNode):
         coarse = boundary.channels_last(boundary.match_size(boundary.image_to_rgb(coarse_restoration),
                                                             tuple(image.shape[1:3]), "coarse_restoration"))
         def embeddings(images: torch.Tensor) -> torch.Tensor:
+            managed.load(face_recognition)  # (sampling may have offloaded it)
             return identity_embeddings(face_recognition, boundary.image_to_rgb(images))
 
         reference = None

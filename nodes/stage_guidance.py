@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import torch
 
-from ..comfy_adapter import sampling
+from ..comfy_adapter import managed, sampling
 from ..priors.cap_vstnet_transfer import CapVstnetTransfer
 from ..ssdiff_core.colour_transfer import ColourTransfer, masked_mean_std_transfer
 from ..priors.identity import identity_embedder, reference_identity
@@ -49,6 +49,7 @@ def identity_terms(image: torch.Tensor, settings: Mapping[str, Any], reference_f
     if references.shape[-1] != references.shape[-2]:
         raise ValueError(f"reference_faces are {references.shape[-1]} x {references.shape[-2]} px, not aligned "
                          "faces: give the faces from SSDiff Face Crop run on the reference photos")
+    managed.load(face_recognition)  # the term's private copy stays where it is made, for the whole stage
     return (from_settings(IdentityTerm, term_settings, embed=identity_embedder(face_recognition),
                           reference=reference_identity(face_recognition, references), face_size=(height, width)),)
 
@@ -73,6 +74,7 @@ def _colour_transfer(colour_transfer: ColourTransfer | None, variant: MethodVari
     if colour_transfer is None:
         return masked_mean_std_transfer
     if isinstance(colour_transfer, CapVstnetTransfer):
+        managed.load(colour_transfer.network)  # (offloaded later for the UNet, it computes where it is)
         return colour_transfer.for_variant(variant)
     return colour_transfer
 

@@ -2,7 +2,7 @@
 the CPU: each loader registers its network with a ModelPatcher, the node that runs it asks ComfyUI
 to load it, and ComfyUI's unload (what /free with unload_models and *Unload models* call) releases
 it; a copy of a network (training, gradient copies) is not managed. Networks still outside:
-RetinaFace (facexlib keeps its own device), ArcFace and CAP-VSTNet (used inside sampling), LPIPS."""
+RetinaFace (facexlib keeps its own device) and LPIPS."""
 from __future__ import annotations
 
 import copy
@@ -52,6 +52,8 @@ def runs(comfy, bopbtl_files, ddcolor_file, lama_file):
     parser, = execute(comfy, "SSDiffFaceParserLoader", model_name="parsing_parsenet.pth")
     lama, = execute(comfy, "SSDiffInpaintModelLoader", model_name=lama_file)
     colouriser, = execute(comfy, "SSDiffColouriserLoader", model_name=ddcolor_file.name, input_size=TINY_INPUT_SIZE)
+    arcface, = execute(comfy, "SSDiffFaceRecognitionLoader", model_name="recognition_arcface_ir_se50.pth")
+    transfer, = execute(comfy, "SSDiffColourTransferLoader", model_name="photo_image.pt")
     global_restoration, = execute(
         comfy, "SSDiffGlobalRestorationLoader", encoder="restoration/VAE_A_quality/latest_net_G.pth",
         mapping="restoration/mapping_quality/latest_net_mapping_net.pth",
@@ -66,6 +68,10 @@ def runs(comfy, bopbtl_files, ddcolor_file, lama_file):
         "LaMa": (lama, lambda: execute(comfy, "SSDiffFillDamage", image=photo(), mask=mask, method="lama",
                                        dilation=2, radius=5.0, inpaint_model=lama)),
         "DDColor": (colouriser, lambda: execute(comfy, "SSDiffColourise", colouriser=colouriser, image=photo())),
+        "ArcFace": (arcface, lambda: execute(comfy, "SSDiffIdentityAngle", face_recognition=arcface,
+                                             faces=photo(64, 64), reference_faces=photo(64, 64))),
+        "CAP-VSTNet": (transfer.network, lambda: execute(comfy, "SSDiffColourTransfer", content=photo(), style=photo(),
+                                                         colour_transfer=transfer)),
         "BOPBTL mapping": (global_restoration.mapping, lambda: execute(
             comfy, "SSDiffGlobalRestoration", global_restoration=global_restoration, image=photo(),
             postprocess="model", mask_dilation=-1)),
