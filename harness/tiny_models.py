@@ -133,6 +133,12 @@ def save_vgg16_features(path: Path, seed: int = 0) -> Path:
     return path
 
 
+def _save_ddcolor(path: Path) -> Path:
+    from .tiny_ddcolor import save_ddcolor
+
+    return save_ddcolor(path)
+
+
 TINY_STAND_INS = {
     "SSDiffFaceDiffusionLoader": ("ckpt_name", "ssdiff", "plumbing_check_ddpm.pth",
                                   lambda path: save_face_ddpm(tiny_face_unet(), path)),
@@ -145,6 +151,7 @@ TINY_STAND_INS = {
     "SSDiffFaceRestorerLoader": ("model_name", "facerestore_models", "plumbing_check_codeformer.pth",
                                  save_codeformer),
     "SSDiffFaceRecognitionLoader": ("model_name", "facedetection", "plumbing_check_arcface.pth", save_arcface),
+    "SSDiffColouriserLoader": ("model_name", "ddcolor", "plumbing_check_ddcolor.pth", _save_ddcolor),
 }
 """Per loader node: (input, models subfolder, file name, writer) of a tiny random stand-in."""
 

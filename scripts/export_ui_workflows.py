@@ -11,7 +11,10 @@ gives back exactly the API file, and writes
 
     workflows/<name>.json            the UI workflow
     example_workflows/<name>.json    the same file, for ComfyUI's template browser
-    example_workflows/<name>.jpg     its thumbnail: the workflow as the frontend shows it
+
+The template browser's thumbnails (example_workflows/<name>.jpg) are made by
+scripts/make_thumbnails.py from a run of each workflow, never from a screenshot here (on a machine
+without the checkpoints the frontend shows its "Missing Models" dialog over the graph).
 
 Run after a node's inputs change (then update the API file first):
     bash scripts/setup_browser.sh && .venv/bin/python scripts/export_ui_workflows.py
@@ -19,7 +22,6 @@ Run after a node's inputs change (then update the API file first):
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 import re
@@ -28,7 +30,6 @@ import uuid
 from pathlib import Path
 
 import requests
-from PIL import Image
 from playwright.sync_api import Page
 
 REPO = Path(__file__).resolve().parent.parent
@@ -221,21 +222,6 @@ BUILD_JS = r"""
 """
 
 
-THUMBNAIL_JS = r"""
-(async (ds) => {
-  // The thumbnail shows the whole graph alone: focus mode hides the menus and side bars, and the
-  // canvas draws text at any zoom.
-  if (!app.extensionManager.focusMode) await app.extensionManager.command.execute('Workspace.ToggleFocusMode');
-  app.canvas.min_font_size_for_lod = 0;
-  app.canvas.ds.scale = ds.scale;
-  app.canvas.ds.offset = ds.offset;
-  app.canvas.setDirty(true, true);
-  await new Promise(resolve => setTimeout(resolve, 300));
-  await new Promise(resolve => requestAnimationFrame(() => requestAnimationFrame(resolve)));
-  return true;
-})
-"""
-
 MIN_SCALE = 0.6
 """The frontend draws nodes without their text below about 0.57 (its LOD font-size setting)."""
 
@@ -288,7 +274,6 @@ def main() -> None:
     parser.add_argument("names", nargs="*", default=list(LAYOUTS), help="workflows to export (default: all)")
     parser.add_argument("--host", type=Path, default=default_host(),
                         help="the ComfyUI root (default: the host setup_host.sh built for this Python)")
-    parser.add_argument("--no-thumbnails", action="store_true", help="skip example_workflows/*.jpg")
     args = parser.parse_args()
     if find_chromium() is None:
         raise SystemExit(f"no Chromium: {SETUP_HINT}")
@@ -309,14 +294,10 @@ def main() -> None:
             dialogs = [text for text in report["dialogs"] if not text.startswith("Missing Models")]
             if report["unregistered"] or report["with_errors"] or dialogs:
                 raise SystemExit(f"{name}: the frontend does not open it cleanly: {report}")
-            if not args.no_thumbnails:
-                page.evaluate(THUMBNAIL_JS, fit_view(workflow))
-                # The thumbnail: what the frontend shows, at half size.
-                screenshot = Image.open(io.BytesIO(page.screenshot())).convert("RGB")
-                screenshot.resize((VIEW[0] // 2, VIEW[1] // 2), Image.LANCZOS).save(
-                    REPO / "example_workflows" / f"{name}.jpg", quality=85)
             print(f"wrote workflows/{name}.json and example_workflows/{name}.json "
                   f"({len(workflow['nodes'])} nodes, {len(workflow['links'])} links)")
+            if not (REPO / "example_workflows" / f"{name}.jpg").exists():
+                print(f"  {name} has no thumbnail: run scripts/make_thumbnails.py {name}")
 
 
 if __name__ == "__main__":

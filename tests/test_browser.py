@@ -9,13 +9,16 @@ the frontend says is recorded. Screenshots (and that record) are kept in $SSDIFF
 from __future__ import annotations
 
 import copy
+import io
 import json
 import os
 import shutil
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
+from PIL import Image
 
 from playwright.sync_api import Browser, Page
 
@@ -213,3 +216,67 @@ def test_workflow_opened_with_no_checkpoints_installed_names_each_missing_file(b
         assert len(report["dialogs"]) == 1 and report["dialogs"][0].startswith("Missing Models"), record
         for file_name, folder, _ in links:
             assert f"{folder} / {file_name}" in report["dialogs"][0], f"{file_name} is not in the dialog"
+
+
+PACK_FOLDER = "ComfyUI-SSDiff"
+"""The pack's folder in custom_nodes/: the template browser's name for it."""
+
+OPEN_TEMPLATES_JS = "app.extensionManager.command.execute('Comfy.BrowseTemplates')"
+
+THUMBNAILS_SHOWN_JS = r"""
+(names) => names.every(name => {
+  // Each card (1.32 and 1.49: data-testid template-workflow-<name>) shows its thumbnail, the .jpg
+  // or, where that fails to load, the frontend's default-template.png; cards out of view load lazily.
+  const card = document.querySelector(`[data-testid="template-workflow-${CSS.escape(name)}"]`);
+  const image = card?.querySelector('img');
+  if (!image || !image.complete || !image.naturalWidth) {
+    card?.scrollIntoView({block: 'center'});
+    return false;
+  }
+  return true;
+})
+"""
+
+THUMBNAIL_SIZES_JS = r"""
+(names) => Object.fromEntries(names.map(name => {
+  const image = document.querySelector(`[data-testid="template-workflow-${CSS.escape(name)}"] img`);
+  return [name, [image.naturalWidth, image.naturalHeight, image.alt]];
+}))
+"""
+
+
+def test_the_template_browser_lists_every_shipped_workflow_with_its_thumbnail(chromium, bare_server, artifacts):
+    """Workflow -> Browse Templates -> ComfyUI-SSDiff, as a new user opens it: every workflow of
+    example_workflows/ has its card, showing its own thumbnail as the server sends it (the .jpg,
+    not the frontend's stand-in for a missing one). tests/test_thumbnails.py checks what the
+    thumbnails show."""
+    examples = REPO / "example_workflows"
+    shipped = sorted(path.stem for path in examples.glob("*.json"))
+    listed = requests.get(f"{bare_server.url}/workflow_templates", timeout=30).json().get(PACK_FOLDER, [])
+    assert set(shipped) <= set(listed), f"not listed: {sorted(set(shipped) - set(listed))}"
+    sizes = {}
+    for name in shipped:
+        served = requests.get(f"{bare_server.url}/api/workflow_templates/{PACK_FOLDER}/{name}.jpg", timeout=30)
+        assert served.status_code == 200 and served.headers["content-type"] == "image/jpeg", (name, served)
+        assert served.content == (examples / f"{name}.jpg").read_bytes()
+        with Image.open(io.BytesIO(served.content)) as image:
+            sizes[name] = [image.width, image.height, name]
+        assert min(sizes[name][:2]) > 0
+
+    with offline_page(chromium, 1600, 2400) as tab:
+        page = tab.page
+        responses: dict[str, int] = {}
+        page.on("response", lambda response: responses.__setitem__(urlsplit(response.url).path, response.status))
+        open_comfyui(page, bare_server.url)
+        page.evaluate(OPEN_TEMPLATES_JS)
+        page.get_by_text(PACK_FOLDER, exact=True).first.click()
+        page.wait_for_function(THUMBNAILS_SHOWN_JS, arg=shipped, timeout=60_000, polling=250)
+        shown = page.evaluate(THUMBNAIL_SIZES_JS, shipped)
+        page.screenshot(path=artifacts / "template_browser.png")
+        assert not tab.off_machine
+    (artifacts / "template_browser.json").write_text(json.dumps(
+        {"listed": listed, "shipped": shipped, "listed_not_shipped": sorted(set(listed) - set(shipped)),
+         "thumbnails_shown": shown}, indent=2) + "\n")
+    for name in shipped:
+        assert responses.get(f"/api/workflow_templates/{PACK_FOLDER}/{name}.jpg") == 200, (name, responses)
+    assert shown == sizes, "a card shows another image than its thumbnail (the frontend's default-template.png?)"
