@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
-from ..comfy_adapter import device
+from ..comfy_adapter import device, managed
 from ..models import mtcnn, retinaface
 from ..models.files import FACE_DETECTION_FOLDER
 from ..priors.face_detection import mtcnn_detector, retinaface_detector
@@ -14,6 +14,11 @@ from . import boundary
 from .loaders import CheckpointLoader
 from .types import FaceDetectorType, FaceInfoType
 from .input_checks import checked_inputs
+
+
+DETECTOR_WORKING_BYTES = 1 << 30
+"""The detectors' working memory beside their weights: they see the photo at most
+priors.face_detection.DETECTION_LONG_SIDE px long (an estimate)."""
 
 
 class SSDiffFaceDetectorLoader(CheckpointLoader):
@@ -45,10 +50,11 @@ class SSDiffFaceDetectorLoader(CheckpointLoader):
     def execute(cls, model_name: str) -> io.NodeOutput:
         target = device.compute_device()
         with torch.inference_mode(False):
+            # built for the compute device (their code moves inputs to it), parked until Face Crop runs
             if model_name == mtcnn.CHOICE:
-                return io.NodeOutput(mtcnn_detector(mtcnn.build(target)))
+                return io.NodeOutput(mtcnn_detector(managed.managed(mtcnn.build(target))))
             network = cls.load(model_name, lambda state_dict: retinaface.build(state_dict, target))
-        return io.NodeOutput(retinaface_detector(network))
+        return io.NodeOutput(retinaface_detector(managed.managed(network)))
 
 
 class SSDiffFaceCrop(io.ComfyNode):
@@ -100,6 +106,9 @@ class SSDiffFaceCrop(io.ComfyNode):
                 min_eye_distance: float, confidence: float, mask: torch.Tensor | None = None,
                 no_face: NoFace = "pass_through") -> io.NodeOutput:
         photos = boundary.image_to_rgb(image)
+        network = getattr(detector, "network", None)  # (a detector of another make may have none)
+        if network is not None:
+            managed.load(network, DETECTOR_WORKING_BYTES)
         faces, masks, info = crop_faces(detector, photos, crop_size, selection, index, min_eye_distance,
                                         confidence or None, mask, device.check_interrupt, no_face)
         return io.NodeOutput(boundary.channels_last(faces), masks, info)

@@ -34,14 +34,17 @@ class FaceDetector:
     find: Callable[[np.ndarray], np.ndarray]
     """H x W x 3 uint8 RGB -> N x 15 rows: box x1, y1, x2, y2, score, five landmarks (x, y) in the
     FFHQ template's order (image-left eye first)."""
+    network: torch.nn.Module | None = None
+    """The network `find` runs (facexlib's RetinaFace, facenet-pytorch's MTCNN), for the memory
+    management that moves it."""
 
 
 def retinaface_detector(network: torch.nn.Module) -> FaceDetector:
-    return FaceDetector("RetinaFace", RETINAFACE_CONFIDENCE, functools.partial(_retinaface_rows, network))
+    return FaceDetector("RetinaFace", RETINAFACE_CONFIDENCE, functools.partial(_retinaface_rows, network), network)
 
 
 def mtcnn_detector(network: torch.nn.Module) -> FaceDetector:
-    return FaceDetector("MTCNN", MTCNN_CONFIDENCE, functools.partial(_mtcnn_rows, network))
+    return FaceDetector("MTCNN", MTCNN_CONFIDENCE, functools.partial(_mtcnn_rows, network), network)
 
 
 def _retinaface_rows(network: torch.nn.Module, rgb: np.ndarray) -> np.ndarray:

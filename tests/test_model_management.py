@@ -1,8 +1,8 @@
 """The pack's networks under ComfyUI's model management (issue 31, point 1), in the real host on
 the CPU: each loader registers its network with a ModelPatcher, the node that runs it asks ComfyUI
 to load it, and ComfyUI's unload (what /free with unload_models and *Unload models* call) releases
-it; a copy of a network (training, gradient copies) is not managed. Networks still outside:
-RetinaFace (facexlib keeps its own device) and LPIPS."""
+it; a copy of a network (training, gradient copies) is not managed. LPIPS is not registered: its
+loader leaves it on the CPU and a fine-tune copies it to its own device for the run."""
 from __future__ import annotations
 
 import copy
@@ -52,6 +52,7 @@ def runs(comfy, bopbtl_files, ddcolor_file, lama_file):
     parser, = execute(comfy, "SSDiffFaceParserLoader", model_name="parsing_parsenet.pth")
     lama, = execute(comfy, "SSDiffInpaintModelLoader", model_name=lama_file)
     colouriser, = execute(comfy, "SSDiffColouriserLoader", model_name=ddcolor_file.name, input_size=TINY_INPUT_SIZE)
+    retinaface, = execute(comfy, "SSDiffFaceDetectorLoader", model_name="detection_mobilenet0.25_Final.pth")
     arcface, = execute(comfy, "SSDiffFaceRecognitionLoader", model_name="recognition_arcface_ir_se50.pth")
     transfer, = execute(comfy, "SSDiffColourTransferLoader", model_name="photo_image.pt")
     global_restoration, = execute(
@@ -68,6 +69,9 @@ def runs(comfy, bopbtl_files, ddcolor_file, lama_file):
         "LaMa": (lama, lambda: execute(comfy, "SSDiffFillDamage", image=photo(), mask=mask, method="lama",
                                        dilation=2, radius=5.0, inpaint_model=lama)),
         "DDColor": (colouriser, lambda: execute(comfy, "SSDiffColourise", colouriser=colouriser, image=photo())),
+        "RetinaFace": (retinaface.network, lambda: execute(
+            comfy, "SSDiffFaceCrop", detector=retinaface, image=photo(64, 64), crop_size=64, selection="largest",
+            index=0, min_eye_distance=0.0, confidence=0.0)),
         "ArcFace": (arcface, lambda: execute(comfy, "SSDiffIdentityAngle", face_recognition=arcface,
                                              faces=photo(64, 64), reference_faces=photo(64, 64))),
         "CAP-VSTNet": (transfer.network, lambda: execute(comfy, "SSDiffColourTransfer", content=photo(), style=photo(),
