@@ -13,13 +13,17 @@ from ..models import ddcolor
 from ..priors.colourise import colourise
 from . import boundary
 from .input_checks import checked_inputs
-from .loaders import CheckpointLoader
+from .loaders import CheckpointLoader, in_precision, precision_input, precision_refusal
 from .types import ColouriserType
 
 
 COLOURISE_WORKING_FACTOR = 6
 """The full-resolution colour maths (linear RGB, luminance, the enlarged a*b*, the result), in
 multiples of the image's fp32 bytes: an estimate."""
+
+
+PRECISIONS = ("fp32", "bf16")
+PRECISION_WHY = "spandrel's descriptor of the architecture marks fp16 unsupported"
 
 
 class SSDiffColouriserLoader(CheckpointLoader):
@@ -38,15 +42,20 @@ class SSDiffColouriserLoader(CheckpointLoader):
                     io.Int.Input("input_size", default=ddcolor.DEFAULT_INPUT_SIZE, min=ddcolor.MIN_INPUT_SIZE,
                                  max=ddcolor.MAX_INPUT_SIZE, step=ddcolor.INPUT_MULTIPLE,
                                  tooltip="the square side the network sees the photo at (the released files: "
-                                         "512); the colour comes back at the photo's own size")],
+                                         "512); the colour comes back at the photo's own size"),
+                    precision_input(PRECISIONS, PRECISION_WHY)],
             outputs=[ColouriserType.Output(display_name="colouriser")],
         )
 
     @classmethod
+    def validate_inputs(cls, model_name: str | None = None, precision: str | None = None) -> bool | str:
+        return precision_refusal(precision, PRECISIONS, "DDColor", PRECISION_WHY) or cls.validate_checkpoint(model_name)
+
+    @classmethod
     @checked_inputs
-    def execute(cls, model_name: str, input_size: int) -> io.NodeOutput:
+    def execute(cls, model_name: str, input_size: int, precision: str = "fp32") -> io.NodeOutput:
         network = cls.load(model_name, functools.partial(ddcolor.build, input_size=input_size))
-        return io.NodeOutput(managed.managed(network))
+        return io.NodeOutput(managed.managed(in_precision(network, precision, PRECISIONS, "DDColor", PRECISION_WHY)))
 
 
 class SSDiffColourise(io.ComfyNode):

@@ -27,7 +27,8 @@ class SSDiffInpaintModelLoader(CheckpointLoader):
             category="SSDiff/scratches",
             description=("LaMa (big-lama.pt in models/inpaint, as comfyui-inpaint-nodes users have it, or a "
                          ".safetensors LaMa), for SSDiff Fill Damage. The TorchScript archive is read without "
-                         "running any of its code."),
+                         "running any of its code. Runs in fp32: LaMa's Fourier units have no bf16 or fp16 FFT "
+                         "(tests/test_precision.py)."),
             inputs=[cls.checkpoint_input()],
             outputs=[InpaintModelType.Output(display_name="inpaint_model")],
         )

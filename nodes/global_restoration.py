@@ -14,6 +14,7 @@ from ..models.bopbtl_global import DEFAULT_CHUNK_BYTES, GlobalRestorationNetwork
 from ..priors.global_restoration import POSTPROCESSING, restore_global, working_bytes
 from . import boundary
 from .input_checks import checked_inputs
+from .loaders import in_precision, precision_input, precision_refusal
 from .types import GlobalRestorationType
 
 DECODER_OF_MAPPING = {"mapping_quality": "VAE_B_quality", "mapping_scratch": "VAE_B_scratch",
@@ -21,6 +22,9 @@ DECODER_OF_MAPPING = {"mapping_quality": "VAE_B_quality", "mapping_scratch": "VA
 """The released pairs (BOPBTL run.py): the quality mapping decodes with VAE_B_quality, both scratch
 mappings with VAE_B_scratch. The two VAE_B files have the same keys, so only their folder names
 tell them apart."""
+PRECISIONS = ("fp32", "bf16")
+PRECISION_WHY = ("in fp16 the non-local attention's weights underflow to zero rows; bf16 keeps fp32's "
+                 "range")
 FILES = {"encoder": bopbtl_global.ENCODER_FILE, "mapping": bopbtl_global.MAPPING_FILE,
          "decoder": bopbtl_global.DECODER_FILE}
 
@@ -47,6 +51,7 @@ class SSDiffGlobalRestorationLoader(io.ComfyNode):
         inputs = [io.Combo.Input(name, options=checkpoints.choices(kind),
                                  tooltip=f"{kind.expected} in models/{kind.folders[0]}; {kind.source}")
                   for name, kind in FILES.items()]
+        inputs.append(precision_input(PRECISIONS, PRECISION_WHY))
         return io.Schema(
             node_id="SSDiffGlobalRestorationLoader",
             display_name="SSDiff Global Restoration Loader (BOPBTL)",
@@ -63,7 +68,10 @@ class SSDiffGlobalRestorationLoader(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, encoder: str | None = None, mapping: str | None = None,
-                        decoder: str | None = None) -> bool | str:
+                        decoder: str | None = None, precision: str | None = None) -> bool | str:
+        refusal = precision_refusal(precision, PRECISIONS, "BOPBTL's global restoration", PRECISION_WHY)
+        if refusal is not None:
+            return refusal
         for name, value in (("encoder", encoder), ("mapping", mapping), ("decoder", decoder)):
             if value is None:
                 continue
@@ -77,7 +85,7 @@ class SSDiffGlobalRestorationLoader(io.ComfyNode):
 
     @classmethod
     @checked_inputs
-    def execute(cls, encoder: str, mapping: str, decoder: str) -> io.NodeOutput:
+    def execute(cls, encoder: str, mapping: str, decoder: str, precision: str = "fp32") -> io.NodeOutput:
         mismatch = mismatched_pair(mapping, decoder)
         if mismatch is not None:
             raise ValueError(mismatch)
@@ -86,7 +94,7 @@ class SSDiffGlobalRestorationLoader(io.ComfyNode):
             checkpoints.load_checkpoint(FILES["mapping"], mapping, bopbtl_global.build_mapping),
             checkpoints.load_checkpoint(FILES["decoder"], decoder, bopbtl_global.build_decoder))
         for network in (networks.encoder, networks.mapping, networks.decoder):
-            managed.managed(network)
+            managed.managed(in_precision(network, precision, PRECISIONS, "BOPBTL's global restoration", PRECISION_WHY))
         return io.NodeOutput(networks)
 
 

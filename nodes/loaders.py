@@ -42,3 +42,33 @@ class CheckpointLoader(io.ComfyNode):
     @classmethod
     def load(cls, name: str, build: Callable[[dict[str, torch.Tensor]], Built]) -> Built:
         return checkpoints.load_checkpoint(cls.FILE, name, build)
+
+
+PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def precision_input(supported: tuple[str, ...], why: str) -> io.Input:
+    """An optional `precision` combo (last on a loader, so saved workflows keep their values): the
+    dtype the network's weights are cast to. Every precision is listed; those the network does not
+    support are refused (`why` says why) before the run."""
+    return io.Combo.Input("precision", options=list(PRECISIONS), default="fp32", optional=True,
+                          tooltip=f"the weights' precision: {' or '.join(supported)} ({why}); bf16 halves the "
+                                  "weights' memory")
+
+
+def precision_refusal(precision: str | None, supported: tuple[str, ...], what: str, why: str) -> str | None:
+    """Why `precision` cannot be used for `what`, or None (None given: the default, fp32)."""
+    if precision is None or precision in supported:
+        return None
+    if precision not in PRECISIONS:
+        return f"precision must be one of {', '.join(PRECISIONS)}, got '{precision}'"
+    return f"precision {precision}: {what} runs in {' or '.join(supported)} only ({why}); choose one of those"
+
+
+def in_precision(network: torch.nn.Module, precision: str, supported: tuple[str, ...], what: str,
+                 why: str) -> torch.nn.Module:
+    """The network cast to `precision`, or a ValueError naming what it supports."""
+    refusal = precision_refusal(precision, supported, what, why)
+    if refusal is not None:
+        raise ValueError(refusal)
+    return network.to(PRECISIONS[precision])

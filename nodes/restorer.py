@@ -26,7 +26,9 @@ class SSDiffFaceRestorerLoader(CheckpointLoader):
             display_name="SSDiff Face Restorer Loader",
             category="SSDiff/restorer",
             description=("CodeFormer (as SSDiff uses, needs the spandrel_extra_arches package), GFPGAN "
-                         "or RestoreFormer from models/facerestore_models, for the coarse restoration."),
+                         "or RestoreFormer from models/facerestore_models, for the coarse restoration. Runs in "
+                         "fp32: cast to bf16, spandrel's CodeFormer mixes fp32 tensors into its forward and fails "
+                         "(tests/test_precision.py)."),
             inputs=[cls.checkpoint_input()],
             outputs=[FaceRestorerType.Output(display_name="restorer")],
         )

@@ -28,3 +28,12 @@ def test_a_decoder_of_another_mapping_is_refused_before_the_run(server):
     assert "does not go with mapping 'restoration/mapping_scratch/latest_net_mapping_net.pth': BOPBTL decodes " \
            "mapping_scratch with VAE_B_scratch" in text, text
     assert_still_serves(server)
+
+
+def test_a_precision_the_network_does_not_support_is_refused_before_the_run(server):
+    prompt = node_prompt(server, "SSDiffGlobalRestoration")
+    prompt["global_restoration"]["inputs"]["precision"] = "fp16"
+    text = refused(server, prompt)
+    assert "precision fp16: BOPBTL's global restoration runs in fp32 or bf16 only (in fp16 the non-local " \
+           "attention's weights underflow to zero rows" in text, text
+    assert_still_serves(server)
