@@ -143,3 +143,47 @@ def test_out_of_memory_at_the_first_size_retries_smaller_with_the_same_result(co
     retried, = execute(comfy, node, **inputs)
     assert sizes[1] == sizes[0] // 2 and len(sizes) == 2
     torch.testing.assert_close(retried, one_pass, rtol=0, atol=1e-6)
+
+
+def test_through_the_server_free_with_unload_models_releases_the_packs_networks(server):
+    """What the frontend's *Unload models* button and the /free endpoint do, on the pack's networks:
+    a Scratch Mask and a Face Parse run, then POST /free {"unload_models": true}; ComfyUI's model
+    management (read by a test-only probe node in the server) holds them before, and not after."""
+    import time
+
+    import numpy as np
+    import requests
+    from PIL import Image
+
+    photo_name = "free_photo.png"
+    Image.fromarray(np.random.default_rng(3).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
+        server.input_dir / photo_name)
+
+    def loaded(tag: str) -> list[str]:
+        entry = server.run({"p": {"class_type": "RobustnessProbeLoadedModels", "inputs": {"tag": tag}}})
+        import json
+        return json.loads(entry["outputs"]["p"]["text"][0])
+
+    prompt = {
+        "photo": {"class_type": "LoadImage", "inputs": {"image": photo_name}},
+        "detector": {"class_type": "SSDiffScratchDetectorLoader", "inputs": {"model_name": "FT_Epoch_latest.pt"}},
+        "mask": {"class_type": "SSDiffScratchMask", "inputs": {"detector": ["detector", 0], "image": ["photo", 0],
+                                                              "threshold": 0.4, "dilation": 0,
+                                                              "resize_mode": "full_size"}},
+        "parser": {"class_type": "SSDiffFaceParserLoader", "inputs": {"model_name": "parsing_parsenet.pth"}},
+        "parse": {"class_type": "SSDiffFaceParse", "inputs": {"parser": ["parser", 0], "image": ["photo", 0],
+                                                             "regions": "face", "reference_compat": False}},
+        "show_mask": {"class_type": "PreviewAny", "inputs": {"source": ["mask", 0]}},
+        "show_parse": {"class_type": "PreviewAny", "inputs": {"source": ["parse", 1]}},
+    }
+    server.run(prompt)
+    before = loaded("before")
+    assert "ScratchUNet" in before and any("Parse" in name or "BiSeNet" in name for name in before), before
+    response = requests.post(f"{server.url}/free", json={"unload_models": True}, timeout=30)
+    assert response.status_code == 200
+    deadline = time.monotonic() + 30
+    after = loaded("after")
+    while after and time.monotonic() < deadline:  # /free is carried out by the worker between prompts
+        time.sleep(0.5)
+        after = loaded(f"after {deadline - time.monotonic():.1f}")
+    assert "ScratchUNet" not in after and not any("Parse" in name or "BiSeNet" in name for name in after), after

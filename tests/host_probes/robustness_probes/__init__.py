@@ -120,6 +120,31 @@ class RobustnessProbeHostState:
         return {"ui": {"text": [json.dumps(state, sort_keys=True)]}}
 
 
+class RobustnessProbeLoadedModels:
+    """Reports the class names of the models ComfyUI's model management holds loaded, every time
+    it is queued (it takes nothing, so it runs nothing else)."""
+
+    RETURN_TYPES = ()
+    FUNCTION = "report"
+    OUTPUT_NODE = True
+    CATEGORY = "testing/robustness"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"tag": ("STRING", {"default": ""})}}
+
+    @classmethod
+    def IS_CHANGED(cls, **_):
+        return float("nan")
+
+    def report(self, tag: str):
+        import comfy.model_management
+
+        names = sorted(type(entry.model.model).__name__ for entry in comfy.model_management.current_loaded_models
+                       if entry.model is not None)
+        return {"ui": {"text": [json.dumps(names)]}}
+
+
 class RobustnessProbeAnyType:
     """Passes any value on as any type, as the reroute and switch nodes of custom packs do; the
     probes below change the value on its way."""
@@ -194,5 +219,6 @@ class RobustnessProbeTinyStableDiffusion:
 
 NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in (
     RobustnessProbeNonFinite, RobustnessProbeOutOfMemory, RobustnessProbeFaceDetector, RobustnessProbeHostState,
+    RobustnessProbeLoadedModels,
     RobustnessProbeAnyType, RobustnessProbeEmptyBatch, RobustnessProbeScale, RobustnessProbeHugeImage,
     RobustnessProbeTinyStableDiffusion)}
