@@ -460,7 +460,7 @@ def prior_rows(key: str, sizes: Sizes, device: torch.device, work: Path) -> Iter
 
 # The whole photo, headless
 
-WORKFLOW = REPO / "workflows" / "whole_photo_restoration_api.json"
+WORKFLOW = REPO / "shipped_workflows" / "whole_photo_restoration_api.json"
 SAMPLES = REPO / "assets" / "sample"
 PHOTO = SAMPLES / "ssdiff_sample_old_photo.png"
 

@@ -28,7 +28,7 @@ from harness.downloads import download_all, target_path  # noqa: E402
 from harness.workflows import workflow_files  # noqa: E402
 from comfyui_ssdiff.models.files import CATALOGUE, CatalogueFile, catalogue_file  # noqa: E402
 
-WHOLE_PHOTO_WORKFLOW = REPO / "workflows" / "whole_photo_restoration_api.json"
+WHOLE_PHOTO_WORKFLOW = REPO / "shipped_workflows" / "whole_photo_restoration_api.json"
 
 
 def default_models_dir() -> Path:

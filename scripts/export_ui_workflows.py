@@ -1,7 +1,7 @@
 """Writes the UI-format workflows (the format ComfyUI's frontend saves and loads) from the
 API-format ones, built and saved by the real frontend in headless Chromium.
 
-For each `workflows/<name>_api.json` listed in LAYOUTS, the script starts ComfyUI (`main.py --cpu`
+For each `shipped_workflows/<name>_api.json` listed in LAYOUTS, the script starts ComfyUI (`main.py --cpu`
 on 127.0.0.1) with this pack, opens its frontend, creates the nodes with LiteGraph as a user
 would (titles, widget values, links; seeds set to "fixed"), lays them out in the columns below,
 puts ComfyUI's model links (`properties.models`, from the catalogue in models/files.py) on each
@@ -9,7 +9,7 @@ loader, adds a note naming every checkpoint the workflow needs and where it goes
 `app.graph.serialize()`. It then checks that the frontend's own conversion (`app.graphToPrompt()`)
 gives back exactly the API file, and writes
 
-    workflows/<name>.json            the UI workflow
+    shipped_workflows/<name>.json            the UI workflow
     example_workflows/<name>.json    the same file, for ComfyUI's template browser
 
 The template browser's thumbnails (example_workflows/<name>.jpg) are made by
@@ -253,7 +253,7 @@ def saved_view(workflow: dict) -> dict:
 
 
 def export(page: Page, name: str, layout: dict, comfyui_version: str) -> dict:
-    api = json.loads((REPO / "workflows" / f"{name}_api.json").read_text())
+    api = json.loads((REPO / "shipped_workflows" / f"{name}_api.json").read_text())
     spec = {"name": f"{name}.json", "columns": layout["columns"], "note": note(api, *layout["note"]), "gap": 30,
             "models": {node_id: model_links(entries) for node_id, entries in files_by_node(api).items()},
             "note_width": 420, "note_height": 520, "image_preview_height": 320, "pack_id": PACK_ID, "pack_version": PACK_VERSION,
@@ -261,7 +261,7 @@ def export(page: Page, name: str, layout: dict, comfyui_version: str) -> dict:
     result = json.loads(page.evaluate(BUILD_JS, [api, spec]))
     problems = api_differences(result["prompt"], api)
     if problems:
-        raise SystemExit(f"{name}: the frontend's prompt differs from workflows/{name}_api.json:\n  "
+        raise SystemExit(f"{name}: the frontend's prompt differs from shipped_workflows/{name}_api.json:\n  "
                          + "\n  ".join(problems))
     workflow = result["workflow"]
     workflow["id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"ssdiff/workflows/{name}"))
@@ -287,14 +287,14 @@ def main() -> None:
         for name in args.names:
             workflow = export(page, name, LAYOUTS[name], comfyui_version)
             text = json.dumps(workflow, indent=2, ensure_ascii=False) + "\n"
-            for folder in ("workflows", "example_workflows"):
+            for folder in ("shipped_workflows", "example_workflows"):
                 (REPO / folder / f"{name}.json").write_text(text)
             report = inspect_workflow(page, workflow, f"{name}.json")  # reopened as a user would
             # Frontend 1.32 opens its "Missing Models" dialog: this server has no checkpoint.
             dialogs = [text for text in report["dialogs"] if not text.startswith("Missing Models")]
             if report["unregistered"] or report["with_errors"] or dialogs:
                 raise SystemExit(f"{name}: the frontend does not open it cleanly: {report}")
-            print(f"wrote workflows/{name}.json and example_workflows/{name}.json "
+            print(f"wrote shipped_workflows/{name}.json and example_workflows/{name}.json "
                   f"({len(workflow['nodes'])} nodes, {len(workflow['links'])} links)")
             if not (REPO / "example_workflows" / f"{name}.jpg").exists():
                 print(f"  {name} has no thumbnail: run scripts/make_thumbnails.py {name}")

@@ -5,7 +5,7 @@ custom_nodes/*/subgraphs/*.json) in the frontend's node library under "Subgraph 
 Each blueprint is made by the real ComfyUI frontend (1.49 or later: ComfyUI 0.33's) in headless
 Chromium, from the shipped UI workflow, as a user would make it:
 
-1. the workflow (workflows/<name>.json) is opened;
+1. the workflow (shipped_workflows/<name>.json) is opened;
 2. every node but its LoadImage, SaveImage, PreviewImage and notes is selected and converted to a
    subgraph (the frontend's command Comfy.Graph.ConvertToSubgraph): the links from the LoadImage
    become the subgraph's IMAGE input, those into each SaveImage / PreviewImage its outputs (made
@@ -16,7 +16,7 @@ Chromium, from the shipped UI workflow, as a user would make it:
    and stage 2 share one seed and one step count), and given its label; inputs and outputs are
    labelled, and the node widened to NODE_WIDTH;
 4. the prompt the frontend would queue (app.graphToPrompt()) must be the shipped API workflow
-   (workflows/<name>_api.json), node for node, input for input: the blueprint computes what the
+   (shipped_workflows/<name>_api.json), node for node, input for input: the blueprint computes what the
    workflow computes;
 5. the LoadImage, SaveImage, PreviewImage and note nodes are deleted and the subgraph node is
    published with the frontend's own "Add Subgraph to Library" (the subgraph store's
@@ -54,7 +54,7 @@ from harness.browser import SETUP_HINT, find_chromium, launch, offline_page, ope
 from harness.headless import ComfyServer, default_host  # noqa: E402
 from harness.workflows import api_differences  # noqa: E402
 
-WORKFLOWS = REPO / "workflows"
+WORKFLOWS = REPO / "shipped_workflows"
 CATEGORY = "SSDiff"
 """definitions.subgraphs[0].category: frontend 1.49 lists the blueprints under "Subgraph
 Blueprints/SSDiff" (1.32 under "Subgraph Blueprints")."""
@@ -72,7 +72,7 @@ class Blueprint:
     name: str
     """The file name, the node's title and its name in the node library."""
     workflow: str
-    """The shipped UI workflow it is made from (workflows/<workflow>.json)."""
+    """The shipped UI workflow it is made from (shipped_workflows/<workflow>.json)."""
     description: str
     input_label: str
     outputs: tuple[tuple[int, str, str, int], ...]
@@ -90,7 +90,7 @@ BLUEPRINTS = (
     Blueprint(
         name="Restore old photo (SSDiff)",
         workflow="whole_photo_restoration",
-        description=("An old photo in, the restored photo out (workflows/whole_photo_restoration.json as one "
+        description=("An old photo in, the restored photo out (shipped_workflows/whole_photo_restoration.json as one "
                      "node): finds and aligns every face, restores each with SSDiff's two stages (scratch mask, "
                      "CodeFormer coarse restoration, parsing, pseudo-reference, selective guided sampling with "
                      "the same seed and steps), fills the scratches of the whole photo (Telea) and pastes the "
@@ -115,7 +115,7 @@ BLUEPRINTS = (
         name="Restore aligned face (SSDiff)",
         workflow="aligned_face_restoration",
         description=("An aligned old face in (FFHQ alignment, e.g. from SSDiff Face Crop), the restored face and "
-                     "stage 1's pseudo-reference out (workflows/aligned_face_restoration.json as one node): "
+                     "stage 1's pseudo-reference out (shipped_workflows/aligned_face_restoration.json as one node): "
                      "scratch mask, CodeFormer coarse restoration, parsing, pseudo-reference and selective guided "
                      "sampling with the same seed and steps. " + MODELS_NOTE),
         input_label="aligned face",
@@ -136,7 +136,7 @@ BLUEPRINTS = (
         name="Restore archive at restorer speed (SSDiff)",
         workflow="archive_restoration",
         description=("An old photo in, the restored photo and the training loss out "
-                     "(workflows/archive_restoration.json as one node): the face DDPM makes pseudo-targets of the "
+                     "(shipped_workflows/archive_restoration.json as one node): the face DDPM makes pseudo-targets of the "
                      "photo's faces, CodeFormer is fine-tuned on them (saved into models/facerestore_models "
                      "under the save name, for the archive's other photos; empty: not saved) and restores every "
                      "face at its own speed. " + MODELS_NOTE),
@@ -240,7 +240,7 @@ def build(page, server: ComfyServer, blueprint: Blueprint) -> dict:
     shipped = json.loads((WORKFLOWS / f"{blueprint.workflow}_api.json").read_text())
     problems = api_differences(flattened(report["prompt"]), shipped)
     if problems:
-        raise SystemExit(f"{blueprint.name}: the frontend queues something else than workflows/"
+        raise SystemExit(f"{blueprint.name}: the frontend queues something else than shipped_workflows/"
                          f"{blueprint.workflow}_api.json:\n  " + "\n  ".join(problems))
     saved = requests.get(f"{server.url}/api/userdata/{quote('subgraphs/' + blueprint.name + '.json', safe='')}",
                          timeout=30)

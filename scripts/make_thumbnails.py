@@ -3,7 +3,7 @@ Templates -> ComfyUI-SSDiff): the photo before and after a real headless run of 
 never a screenshot of the frontend (which shows its "Missing Models" dialog on a machine without
 the checkpoints).
 
-For each shipped workflow the script queues `workflows/<name>_api.json` on one ComfyUI server
+For each shipped workflow the script queues `shipped_workflows/<name>_api.json` on one ComfyUI server
 (`main.py --cpu`, its own base folder with only this pack in custom_nodes/) with the pack's samples
 (assets/sample) in its input folder, and composes, with Pillow, a 640 x 640 JPEG (both frontends
 show a thumbnail whole in a square card): the workflow's title, its input photo ("before") and the
@@ -180,7 +180,7 @@ def caption_for(job: dict, spec: Thumbnail, comfyui: str) -> str:
 
 def prepared(name: str, spec: Thumbnail, roots: list[Path], work: Path, steps: int | None) -> dict:
     """The prompt to queue for `name`, with its stand-ins, and what the thumbnail says of it."""
-    prompt = json.loads((REPO / "workflows" / f"{name}_api.json").read_text())
+    prompt = json.loads((REPO / "shipped_workflows" / f"{name}_api.json").read_text())
     before = prompt[spec.before]
     if before["class_type"] != "LoadImage" or prompt[spec.after]["class_type"] != "SaveImage":
         raise SystemExit(f"{name}: node {spec.before} must be a LoadImage and {spec.after} a SaveImage")
@@ -240,7 +240,7 @@ def main() -> int:
                     thumbnail, boxes = compose(
                         spec.title, before, after, f"after: \u201c{job['prompt'][spec.after]['_meta']['title']}\u201d",
                         captions[name], "random stand-in weights: not a restoration" if job["random"] else None)
-                record = {"made_by": SCRIPT, "workflow": f"workflows/{name}_api.json", "comfyui_version": comfyui,
+                record = {"made_by": SCRIPT, "workflow": f"shipped_workflows/{name}_api.json", "comfyui_version": comfyui,
                           "before": {"node": spec.before, "file": f"assets/sample/{job['photo']}",
                                      "box": boxes["before"]},
                           "after": {"node": spec.after, "box": boxes["after"]}, "warning": boxes.get("warning"),

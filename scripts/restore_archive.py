@@ -39,7 +39,7 @@ def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source", type=Path)
     parser.add_argument("destination", type=Path)
-    parser.add_argument("--workflow", type=Path, default=REPO / "workflows" / "whole_photo_restoration_api.json",
+    parser.add_argument("--workflow", type=Path, default=REPO / "shipped_workflows" / "whole_photo_restoration_api.json",
                         help="an API-format workflow (ComfyUI: Workflow > Export (API))")
     parser.add_argument("--photo-node", help="id of the LoadImage node that takes each photo (default: the only one)")
     parser.add_argument("--models-dir", type=Path, help="an extra models folder (with ssdiff/ inside)")

@@ -35,7 +35,7 @@ from harness.jobs import set_steps, with_shipped_scratch_masks, with_stand_ins  
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workflow", type=Path, default=REPO / "workflows" / "whole_photo_restoration_api.json")
+    parser.add_argument("--workflow", type=Path, default=REPO / "shipped_workflows" / "whole_photo_restoration_api.json")
     parser.add_argument("--image", type=Path, default=REPO / "assets" / "sample" / "ssdiff_sample_old_photo.png",
                         help="the photo for the workflow's first LoadImage node ('' keeps the workflow's own)")
     parser.add_argument("--inputs", type=Path, default=REPO / "assets" / "sample",

@@ -109,7 +109,7 @@ def test_blueprint_is_one_subgraph_node_as_the_frontend_publishes_it(name):
 @pytest.mark.parametrize("name", sorted(SOURCES))
 def test_blueprint_is_the_shipped_workflow_without_its_load_and_save_nodes(name):
     """Node for node (type, title, widget values) and link for link, the blueprint computes what
-    workflows/<source>.json computes: run scripts/make_blueprints.py after a workflow changes."""
+    shipped_workflows/<source>.json computes: run scripts/make_blueprints.py after a workflow changes."""
     source = load_ui(SOURCES[name])
     subgraph = definition(load_blueprint(name))
     kept = {node["id"]: node for node in source["nodes"] if node["type"] not in OUTSIDE}

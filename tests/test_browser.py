@@ -136,7 +136,7 @@ def test_workflow_opens_in_the_frontend_with_no_missing_or_red_node(frontend, ar
     assert widget_values(saved["nodes"]) == widget_values(workflow["nodes"])
     assert saved["links"] == workflow["links"]
     problems = api_differences(report["prompt"], api_with_test_files(load_api(name)))
-    assert not problems, f"the frontend queues something else than workflows/{name}_api.json:\n  " + \
+    assert not problems, f"the frontend queues something else than shipped_workflows/{name}_api.json:\n  " + \
         "\n  ".join(problems)
 
 
@@ -247,13 +247,16 @@ THUMBNAIL_SIZES_JS = r"""
 
 def test_the_template_browser_lists_every_shipped_workflow_with_its_thumbnail(chromium, bare_server, artifacts):
     """Workflow -> Browse Templates -> ComfyUI-SSDiff, as a new user opens it: every workflow of
-    example_workflows/ has its card, showing its own thumbnail as the server sends it (the .jpg,
+    example_workflows/ has its card (and nothing else: no API workflow, nothing twice), showing its own thumbnail as the server sends it (the .jpg,
     not the frontend's stand-in for a missing one). tests/test_thumbnails.py checks what the
     thumbnails show."""
     examples = REPO / "example_workflows"
     shipped = sorted(path.stem for path in examples.glob("*.json"))
     listed = requests.get(f"{bare_server.url}/workflow_templates", timeout=30).json().get(PACK_FOLDER, [])
-    assert set(shipped) <= set(listed), f"not listed: {sorted(set(shipped) - set(listed))}"
+    assert sorted(listed) == shipped, (f"not listed: {sorted(set(shipped) - set(listed))}; listed but not a template "
+                                       f"(a folder ComfyUI also reads, such as workflows/?): "
+                                       f"{sorted(set(listed) - set(shipped))}; listed twice: "
+                                       f"{sorted({name for name in listed if listed.count(name) > 1})}")
     sizes = {}
     for name in shipped:
         served = requests.get(f"{bare_server.url}/api/workflow_templates/{PACK_FOLDER}/{name}.jpg", timeout=30)

@@ -101,7 +101,7 @@ def test_a_renamed_file_loads(comfy, model_folders):
 
 @pytest.mark.parametrize("name", UI_WORKFLOWS)
 def test_each_loader_of_a_shipped_workflow_links_its_catalogue_file(name):
-    workflow = json.loads((REPO / "workflows" / f"{name}.json").read_text())
+    workflow = json.loads((REPO / "shipped_workflows" / f"{name}.json").read_text())
     assert workflow == json.loads((REPO / "example_workflows" / f"{name}.json").read_text())
     note = next(node for node in workflow["nodes"] if node["type"] == "MarkdownNote")["widgets_values"][0]
     linked = 0

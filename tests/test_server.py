@@ -12,7 +12,7 @@ from PIL import Image
 
 from conftest import REPO
 
-WORKFLOWS = REPO / "workflows"
+WORKFLOWS = REPO / "shipped_workflows"
 SAMPLE = REPO / "assets" / "sample"
 NODE_IDS = ("SSDiffFaceDiffusionLoader", "SSDiffUnconditional", "SSDiffPseudoReference", "SSDiffSampler",
             "SSDiffPseudoReferenceSampler", "SSDiffSelectiveSampler", "SSDiffLabelMapToParsing",

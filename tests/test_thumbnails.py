@@ -60,7 +60,7 @@ def test_no_thumbnail_is_a_screenshot_of_the_frontend(name):
 def test_the_thumbnail_shows_its_workflow_before_and_after_a_run(name):
     with thumbnail(name) as image:
         made = record(image)
-        assert made["made_by"] == MADE_BY and made["workflow"] == f"workflows/{name}_api.json", made
+        assert made["made_by"] == MADE_BY and made["workflow"] == f"shipped_workflows/{name}_api.json", made
         api = json.loads((REPO / made["workflow"]).read_text())
         assert api[made["before"]["node"]]["class_type"] == "LoadImage", made
         assert api[made["after"]["node"]]["class_type"] == "SaveImage", made

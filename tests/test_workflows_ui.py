@@ -19,7 +19,7 @@ from conftest import REPO
 from harness.workflows import api_differences
 from test_server import TEST_FILES
 
-WORKFLOWS = REPO / "workflows"
+WORKFLOWS = REPO / "shipped_workflows"
 EXAMPLES = REPO / "example_workflows"
 SAMPLE = REPO / "assets" / "sample"
 UI_WORKFLOWS = ("aligned_face_restoration", "whole_photo_restoration", "sampler_custom_advanced",
@@ -231,7 +231,7 @@ def test_ui_workflow_matches_the_nodes_and_converts_to_the_shipped_api_workflow(
     workflow = load_ui(name)
     assert workflow["version"] == 0.4 and workflow["nodes"] and workflow["links"]
     problems = ui_problems(with_test_files(workflow), object_info)
-    assert not problems, f"workflows/{name}.json:\n  " + "\n  ".join(problems)
+    assert not problems, f"shipped_workflows/{name}.json:\n  " + "\n  ".join(problems)
     # The note that names the checkpoints.
     notes = [node for node in workflow["nodes"] if node["type"] in ("Note", "MarkdownNote")]
     assert notes and "models/ssdiff/" in notes[0]["widgets_values"][0]
@@ -239,7 +239,7 @@ def test_ui_workflow_matches_the_nodes_and_converts_to_the_shipped_api_workflow(
         if node["type"].startswith("SSDiff"):
             assert node["properties"]["cnr_id"] == "ssdiff", node
     problems = api_differences(convert(workflow, object_info), load_api(name))
-    assert not problems, f"workflows/{name}.json -> API:\n  " + "\n  ".join(problems)
+    assert not problems, f"shipped_workflows/{name}.json -> API:\n  " + "\n  ".join(problems)
 
 
 @pytest.mark.parametrize("name", UI_WORKFLOWS)
