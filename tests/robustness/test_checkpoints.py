@@ -162,7 +162,8 @@ def test_checkpoint_container_of_the_wrong_shape_is_named_for_every_loader(serve
     input_name, folder, _, _ = TINY_STAND_INS[loader]
     name = f"robust_{content}_{loader}.pth"
     torch.save(CONTAINERS[content](), models_root / folder / name)
-    inputs = {input_name: name, **({"weight_dtype": "fp32"} if loader == "SSDiffFaceDiffusionLoader" else {})}
+    settings = {"SSDiffFaceDiffusionLoader": {"weight_dtype": "fp32"}, "SSDiffColouriserLoader": {"input_size": 512}}
+    inputs = {input_name: name, **settings.get(loader, {})}
     text = execution_error(server, {"1": {"class_type": loader, "inputs": inputs},
                                     "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}}})
     expected = "no tensors" if content == "no_tensors" else "holds a "
