@@ -23,7 +23,7 @@ from ..ssdiff_core.pseudo_targets import PseudoTargetGuidance, partial_grid, sta
 from ..ssdiff_core.sampler import Guidance, ItemNoise, StepFunction, sample_ssdiff
 from ..ssdiff_core.schedule import respaced_sigmas
 from ..ssdiff_core.variant import PAPER, MethodVariant
-from .device import check_interrupt, compute_device
+from .device import check_interrupt, compute_device, require_total_memory
 from .face_model import empty_conditioning, schedule_sigmas
 from .pixel_maps import LATENT_GUIDANCE, LatentGuidance, is_pixel_model, latent_pixel_map, vae_scale
 
@@ -86,13 +86,9 @@ def require_room_for_step(network: torch.nn.Module, shape: tuple[int, ...], dtyp
     needed = (config.forward_bytes(batch, height, width, torch.finfo(dtype).bits // 8,
                                    attention_maps=device.type != "cuda")
               + GUIDANCE_IMAGES * batch * 3 * height * width * 4)
-    total = comfy.model_management.get_total_memory(device)
-    if needed > total:
-        raise ValueError(
-            f"a guided step of the face DDPM on a batch of {batch} at {width}x{height} needs about "
-            f"{needed / 2**30:,.0f} GiB, more than the {total / 2**30:.1f} GiB of {device}: the face DDPM works on "
-            "aligned 512 x 512 faces, so put SSDiff Face Crop before this node (and SSDiff Face Paste after), or "
-            "scale the image down")
+    require_total_memory(needed, f"a guided step of the face DDPM on a batch of {batch} at {width}x{height}",
+                         "the face DDPM works on aligned 512 x 512 faces, so put SSDiff Face Crop before this node "
+                         "(and SSDiff Face Paste after), or scale the image down")
 
 
 def require_matching_latent(base_model: comfy.model_base.BaseModel, space: ModelSpace, x: torch.Tensor) -> None:

@@ -18,7 +18,7 @@ import safetensors.torch
 import torch
 from torch import nn
 
-from ..checkpoint_files import FileReading, read_checkpoint_keys
+from ..checkpoint_files import read_checkpoint_keys
 from ..files import Kind, ModelFile
 from ..state_dicts import unwrap_state_dict
 from .. import torchscript_archives as torchscript
@@ -33,12 +33,6 @@ MARKER_KEYS = tuple(f"{prefix}1.bn_l.running_mean" for prefix in GENERATOR_PREFI
 FILE = ModelFile("LaMa inpainting network", Kind.INPAINTER, marker_keys=MARKER_KEYS, any_marker=True)
 
 
-def read_keys(path: str) -> FileReading:
-    """A LaMa file's tensor names without their data, or what is wrong with it
-    (checkpoint_files.read_checkpoint_keys, which reads TorchScript archives too)."""
-    return read_checkpoint_keys(path)
-
-
 def _refusal(name: str, reason: str) -> ValueError:
     return ValueError(f"could not read '{name}' as a {FILE.what}: it is {reason}. {FILE.wanted}")
 
@@ -47,7 +41,7 @@ def read_state_dict(path: str) -> dict[str, torch.Tensor]:
     """The tensors of a LaMa file (TorchScript archive, .safetensors, torch.save'd state dict),
     read without running code; a file of another kind, or damaged, is refused naming it."""
     name = os.path.basename(path)
-    reading = read_keys(path)
+    reading = read_checkpoint_keys(path)  # (TorchScript archives read without running them)
     if reading.problem is not None:
         raise _refusal(name, reading.reason)
     if reading.contents:

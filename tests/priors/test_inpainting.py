@@ -18,6 +18,7 @@ from torch import nn
 
 from harness.tiny_models import big_lama, save_big_lama_archive
 
+from comfyui_ssdiff.models.checkpoint_files import read_checkpoint_keys
 from comfyui_ssdiff.models import lama
 from comfyui_ssdiff.models.files import catalogue_file
 from comfyui_ssdiff.priors.inpainting import fill, fill_region, holes_of, plan_crops
@@ -242,7 +243,7 @@ def test_the_archive_is_a_torchscript_archive_in_the_upstream_layout(lama_files)
 @pytest.mark.parametrize("kind", ["archive", "safetensors"])
 def test_lama_loads_without_running_the_archive_and_fills_as_spandrel_does(kind, lama_files, reference, no_code_runs,
                                                                           one_thread):
-    keys = lama.read_keys(str(lama_files[kind])).keys
+    keys = read_checkpoint_keys(str(lama_files[kind])).keys
     assert len(keys) == len(reference.state_dict()) == 989
     assert ("model.generator.model.1.bn_l.running_mean" if kind == "archive" else
             "model.model.1.bn_l.running_mean") in keys
@@ -297,7 +298,7 @@ def test_an_archive_whose_pickle_names_code_is_refused(lama_files, tmp_path, no_
     with zipfile.ZipFile(lama_files["archive"]) as source, zipfile.ZipFile(rogue, "w") as target:
         for info in source.infolist():
             target.writestr(info, call if info.filename.endswith("/data.pkl") else source.read(info))
-    reading = lama.read_keys(str(rogue))
+    reading = read_checkpoint_keys(str(rogue))
     assert reading.problem is not None and "os.system" in reading.detail
     with pytest.raises(ValueError, match=r"could not read 'rogue.pt'.*damaged.*os\.system"):
         lama.load(str(rogue))
