@@ -10,16 +10,23 @@ from comfy_api.latest import io
 
 from ..comfy_adapter import device, managed, progress
 from ..models import ddcolor
-from ..priors.colourise import colourise
+from ..priors.colourise import COLOUR_BAND_BYTES, band_rows, colourise
 from . import boundary
 from .input_checks import checked_inputs
 from .loaders import CheckpointLoader, in_precision, precision_input, precision_refusal
 from .types import ColouriserType
 
 
-COLOURISE_WORKING_FACTOR = 6
-"""The full-resolution colour maths (linear RGB, luminance, the enlarged a*b*, the result), in
-multiples of the image's fp32 bytes: an estimate."""
+DDCOLOR_BYTES_PER_INPUT_PIXEL = 3600
+"""DDColor's working memory per pixel of its square input, fp32: measured 3,426 (ConvNeXt-T) and
+3,539 (ConvNeXt-L) bytes at 512 x 512 with the released decoder (100 queries, 9 layers), on the CPU
+under bench/memory.py's profiler; about 0.9 GiB at 512."""
+
+
+def working_bytes(input_size: int) -> int:
+    """Device memory a colourisation needs beside the weights: the network at its input size and one
+    band of the full-resolution colour maths; it does not grow with the photo."""
+    return DDCOLOR_BYTES_PER_INPUT_PIXEL * input_size ** 2 + COLOUR_BAND_BYTES
 
 
 PRECISIONS = ("fp32", "bf16")
@@ -78,7 +85,10 @@ class SSDiffColourise(io.ComfyNode):
     @classmethod
     @checked_inputs
     def execute(cls, colouriser: torch.nn.Module, image: torch.Tensor) -> io.NodeOutput:
-        managed.load(colouriser, managed.image_bytes(image, COLOURISE_WORKING_FACTOR))
-        coloured = colourise(colouriser, boundary.channels_first(image).float(),
-                             check_interrupt=progress.item_reporter(image.shape[0]))
+        managed.load(colouriser, working_bytes(ddcolor.input_size_of(colouriser)))
+        photos = boundary.channels_first(image).float()
+        coloured = managed.smaller_on_out_of_memory(
+            lambda rows: colourise(colouriser, photos, check_interrupt=progress.item_reporter(image.shape[0]),
+                                   rows=rows, check_band=device.check_interrupt),
+            band_rows(image.shape[2]), 1, "colourising the photo's full resolution (rows at a time)")
         return io.NodeOutput(boundary.channels_last(coloured))

@@ -6,16 +6,11 @@ from comfy_api.latest import io
 
 from ..comfy_adapter import device, managed
 from ..models import scratch_detection
-from ..priors.scratch import RESIZE_MODES, detect_scratch_probability, scratch_mask
+from ..priors.scratch import RESIZE_MODES, detect_scratch_probability, scratch_mask, working_bytes
 from . import boundary
 from .loaders import CheckpointLoader
 from .types import ScratchDetectorType
 from .input_checks import checked_inputs
-
-
-SCRATCH_WORKING_FACTOR = 64
-"""The detector's working memory, in multiples of the image's fp32 bytes (an estimate: a UNet's
-feature maps at the image's size)."""
 
 
 class SSDiffScratchDetectorLoader(CheckpointLoader):
@@ -70,7 +65,9 @@ class SSDiffScratchMask(io.ComfyNode):
     @checked_inputs
     def execute(cls, detector, image: torch.Tensor, threshold: float, dilation: int, resize_mode: str,
                 add_mask: torch.Tensor | None = None, erase_mask: torch.Tensor | None = None) -> io.NodeOutput:
-        managed.load(detector, managed.image_bytes(image, SCRATCH_WORKING_FACTOR))
+        # The UNet sees every photo at a 256 px short side, one at a time: its memory does not grow
+        # with the photo, so there is nothing to tile.
+        managed.load(detector, working_bytes(image.shape[1], image.shape[2], resize_mode))
         probability = detect_scratch_probability(detector, boundary.image_to_rgb(image), resize_mode,
                                                  device.check_interrupt)
         mask = scratch_mask(probability, threshold, dilation, add_mask, erase_mask)

@@ -8,6 +8,8 @@ Upstream's inference (piddnad/DDColor, ddcolor/pipeline.py, `ColorizationPipelin
      a* = b* = 0: a gray image of the photo's lightness, which the network sees;
   3. the network predicts a*, b* at input_size;
   4. a*, b* resized to the photo's size and put beside the photo's own L; Lab -> RGB.
+Step 4 runs in bands of rows on the network's device (`colour_in_bands`), so a photo of any size
+fits: only the network's input and the a*, b* at its size are whole-photo sized on the device.
 
 Re-implemented here in torch (no arrays), step for step, with these choices:
   * CIELAB as OpenCV computes it from float sRGB (sRGB companding, D65, OpenCV's matrix and white
@@ -151,14 +153,62 @@ def _rgb_and_alpha(photo: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | No
     raise ValueError(f"expected photos with 1 to 4 channels (gray, gray + alpha, RGB, RGBA), got {channels}")
 
 
+COLOUR_BAND_BYTES = 256 * 2 ** 20
+"""Device memory the full-resolution colour maths may use at once (rows of the photo at a time)."""
+COLOUR_BYTES_PER_PIXEL = 4 * 28
+"""fp32 values the colour maths holds per pixel of a band (RGB, linear RGB, Y, a*b*, XYZ, the move
+toward gray, the result, and the temporaries of their expressions), counted generously."""
+
+
+def band_rows(width: int, band_bytes: int = COLOUR_BAND_BYTES) -> int:
+    """Rows of a `width`-pixel photo whose colour maths fits `band_bytes` (at least one)."""
+    return max(1, band_bytes // (max(width, 1) * COLOUR_BYTES_PER_PIXEL))
+
+
+def enlarged_rows(ab: torch.Tensor, height: int, start: int, stop: int) -> torch.Tensor:
+    """Rows [start, stop) of `ab` (B x 2 x S x W, already at the photo's width) enlarged to `height`
+    rows, bilinear with align_corners False (F.interpolate's source rows and weights: its values to
+    float rounding). Each row is computed from its own two source rows alone, so any split into bands
+    gives the same values."""
+    rows = torch.arange(start, stop, device=ab.device, dtype=torch.float32)
+    source = ((rows + 0.5) * (ab.shape[-2] / height) - 0.5).clamp_min(0)
+    top = source.floor().long().clamp_max(ab.shape[-2] - 1)
+    bottom = (top + 1).clamp_max(ab.shape[-2] - 1)
+    weight = (source - top).view(1, 1, -1, 1)
+    return ab[:, :, top] * (1 - weight) + ab[:, :, bottom] * weight
+
+
+def colour_in_bands(rgb: torch.Tensor, ab: torch.Tensor, rows: int, device: torch.device,
+                    check_interrupt: Callable[[], None] | None = None) -> torch.Tensor:
+    """The photo `rgb` (1 x 3 x H x W in [0, 1], any device) with its own luminance and the a*, b*
+    of `ab` (1 x 2 x S x S) enlarged to its size: `colour_of`, computed `rows` rows at a time on
+    `device`, gathered on `rgb`'s device. The same values whatever `rows` is (each pixel's arithmetic
+    does not depend on the band; vectorised kernels may round a last bit differently, 1e-7)."""
+    height, width = rgb.shape[-2:]
+    wide = F.interpolate(ab.to(device), size=(ab.shape[-2], width), mode="bilinear", align_corners=False)
+    result = torch.empty(rgb.shape, dtype=torch.float32, device=rgb.device)
+    for start in range(0, height, rows):
+        if check_interrupt is not None and start:
+            check_interrupt()
+        stop = min(start + rows, height)
+        band = rgb[:, :, start:stop].to(device, torch.float32)
+        result[:, :, start:stop] = colour_of(luminance(srgb_to_linear(band)),
+                                             enlarged_rows(wide, height, start, stop)).to(rgb.device)
+    return result
+
+
 def colourise(network, image: torch.Tensor, input_size: int | None = None,
-              check_interrupt: Callable[[], None] | None = None) -> torch.Tensor:
+              check_interrupt: Callable[[], None] | None = None, rows: int | None = None,
+              check_band: Callable[[], None] | None = None) -> torch.Tensor:
     """Photos B x C x H x W in [0, 1] in colour: B x 3 x H x W (C = 1 or 3) or B x 4 x H x W with the
     alpha kept as it is (C = 2 or 4), float32 on the photos' device. Each photo's CIELAB L is kept
     at full resolution; only a*, b* come from `network` (DDColor: a module, or spandrel's descriptor
     of one), run at `input_size` px (None: the size `models.ddcolor.build` set on it), one photo at
-    a time on the network's device and dtype, `check_interrupt()` before each. Any size (1 x 1 up),
-    any aspect; the colour of a photo already in colour is replaced (only its lightness is read)."""
+    a time on the network's device and dtype, `check_interrupt()` before each. The full-resolution
+    colour maths runs on the network's device `rows` rows at a time (None: as many as fit
+    COLOUR_BAND_BYTES), so device memory does not grow with the photo; `check_band()` before each
+    band but the first. Any size (1 x 1 up), any
+    aspect; the colour of a photo already in colour is replaced (only its lightness is read)."""
     if image.ndim != 4:
         raise ValueError(f"expected photos B x C x H x W, got shape {tuple(image.shape)}")
     if not isinstance(network, nn.Module) and isinstance(getattr(network, "model", None), nn.Module):
@@ -168,16 +218,15 @@ def colourise(network, image: torch.Tensor, input_size: int | None = None,
     size = check_input_size(input_size_of(network) if input_size is None else input_size)
     network.eval()
     device = next(network.parameters()).device
+    rows = band_rows(image.shape[-1]) if rows is None else rows
     results = []
     for index in range(image.shape[0]):
         if check_interrupt is not None:
             check_interrupt()
-        rgb, alpha = _rgb_and_alpha(image[index:index + 1].to(device, torch.float32))
+        rgb, alpha = _rgb_and_alpha(image[index:index + 1].float())
         rgb = rgb.clamp(0, 1)
-        height, width = rgb.shape[-2:]
-        ab = predict_ab(network, network_input(rgb, size)).to(device)
-        ab = F.interpolate(ab, size=(height, width), mode="bilinear", align_corners=False)
-        result = colour_of(luminance(srgb_to_linear(rgb)), ab)
+        ab = predict_ab(network, network_input(rgb, size))  # shrunk where the photo is
+        result = colour_in_bands(rgb, ab, rows, device, check_band)
         if alpha is not None:
             result = torch.cat([result, alpha], 1)
         results.append(result.to(image.device))

@@ -50,6 +50,20 @@ def network_size(height: int, width: int) -> tuple[int, int]:
     return _round_to_multiple(height / width * NETWORK_SHORT_SIDE), NETWORK_SHORT_SIDE
 
 
+NETWORK_BYTES_PER_PIXEL = 2700
+"""The detection UNet's working memory per pixel of its input, fp32: measured 2,665 to 2,677 bytes
+at 256 x 256, 256 x 1024 and 256 x 4096 on the CPU under bench/memory.py's profiler."""
+
+
+def working_bytes(height: int, width: int, resize_mode: ResizeMode = "full_size") -> int:
+    """Device memory one photo's detection needs beside the weights: the UNet at the network's size
+    (short side 256, whatever the photo's) and the probability at the working and the photo's size.
+    Only the last part grows with the photo, by 8 bytes a pixel."""
+    size = working_size(height, width, resize_mode)
+    network_height, network_width = network_size(*size)
+    return NETWORK_BYTES_PER_PIXEL * network_height * network_width + 4 * (size[0] * size[1] + height * width)
+
+
 def _to_levels(rgb: torch.Tensor) -> torch.Tensor:
     """[0, 1] floats to uint8 levels (the 8-bit file BOPBTL reads), on the CPU."""
     levels = torch.nan_to_num(rgb.detach().float(), nan=0.0).clamp(0, 1).mul(255).round()

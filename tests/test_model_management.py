@@ -107,15 +107,20 @@ def test_a_copy_of_a_managed_network_is_not_managed(comfy):
     assert not is_loaded(copied)
 
 
-@pytest.mark.parametrize("node", ["SSDiffGlobalRestoration", "SSDiffFillDamage"])
+RETRIED_WORK = {"SSDiffGlobalRestoration": ("restore_global", "chunk_bytes"), "SSDiffFillDamage": ("fill", "batch_pixels"),
+                "SSDiffColourise": ("colourise", "rows")}
+"""Each node that retries smaller on out of memory: the function it runs and the size it halves."""
+
+
+@pytest.mark.parametrize("node", list(RETRIED_WORK))
 def test_out_of_memory_at_the_first_size_retries_smaller_with_the_same_result(comfy, bopbtl_files, lama_file,
-                                                                             monkeypatch, node):
-    """A fake allocation failure the first time the work runs at its starting chunk or batch size:
-    the node halves it and gives what one pass gives (the computation does not depend on it)."""
+                                                                             ddcolor_file, monkeypatch, node):
+    """A fake allocation failure the first time the work runs at its starting chunk, batch or band
+    size: the node halves it and gives what one pass gives (the computation does not depend on it)."""
     import sys
 
     module = sys.modules[comfy.NODE_CLASS_MAPPINGS[node].__module__]
-    name, keyword = ("restore_global", "chunk_bytes") if node == "SSDiffGlobalRestoration" else ("fill", "batch_pixels")
+    name, keyword = RETRIED_WORK[node]
     real = getattr(module, name)
     sizes = []
 
@@ -134,6 +139,9 @@ def test_out_of_memory_at_the_first_size_retries_smaller_with_the_same_result(co
                             decoder="restoration/VAE_B_scratch/latest_net_G.pth")
         inputs = {"global_restoration": networks, "image": photo(48, 64), "mask": mask, "postprocess": "model",
                   "mask_dilation": -1}
+    elif node == "SSDiffColourise":
+        colouriser, = execute(comfy, "SSDiffColouriserLoader", model_name=ddcolor_file.name, input_size=64)
+        inputs = {"colouriser": colouriser, "image": photo(48, 64)}
     else:
         lama, = execute(comfy, "SSDiffInpaintModelLoader", model_name=lama_file)
         inputs = {"image": photo(48, 64), "mask": mask, "method": "lama", "dilation": 2, "radius": 5.0,

@@ -18,7 +18,8 @@ from comfyui_ssdiff.models.checkpoint_files import read_checkpoint_keys
 from comfyui_ssdiff.models.files import CATALOGUE, DDCOLOR_FOLDER, MODEL_FOLDERS, Kind
 from comfyui_ssdiff.models.state_dicts import unwrap_state_dict
 from comfyui_ssdiff.priors.arrays import image_array
-from comfyui_ssdiff.priors.colourise import colourise, lightness, network_input, predict_ab, rgb_to_lab
+from comfyui_ssdiff.priors.colourise import (COLOUR_BAND_BYTES, band_rows, colourise, enlarged_rows, lightness,
+                                             network_input, predict_ab, rgb_to_lab)
 
 L_TOLERANCE = 0.01
 """L units (0..100): the result's lightness against the photo's, both by the module's conversion
@@ -178,6 +179,33 @@ def test_any_size_gray_and_alpha(network, height, width, channels):
     assert (lightness(result[:, :3]) - lightness(gray_of(image))).abs().max() < L_TOLERANCE
     if channels in (2, 4):
         assert torch.equal(result[:, 3:], image[:, -1:])  # alpha as it is
+
+
+@pytest.mark.parametrize("small, height", [(64, 150), (64, 64), (64, 1), (8, 301), (64, 37)])
+def test_the_enlarged_colour_rows_are_bilinear_as_f_interpolate_gives_them(small, height):
+    ab = torch.randn(1, 2, small, 50, generator=torch.Generator().manual_seed(small + height)) * 40
+    expected = F.interpolate(ab, size=(height, 50), mode="bilinear", align_corners=False)
+    # The same weights; PyTorch's kernel sums both directions in one expression: float rounding apart.
+    torch.testing.assert_close(enlarged_rows(ab, height, 0, height), expected, atol=1e-3, rtol=1e-5)
+    torch.testing.assert_close(enlarged_rows(ab, height, height // 3, height), expected[:, :, height // 3:],
+                               atol=1e-3, rtol=1e-5)
+
+
+@pytest.mark.parametrize("rows", [1, 7, 64])
+def test_the_colour_maths_in_bands_of_rows_gives_the_same_values_as_one_band(network, rows):
+    """Device memory follows the band, not the photo, and the result does not depend on the band
+    (each pixel's arithmetic is the same; vectorised kernels may round a last bit differently)."""
+    image = photo(150, 230, seed=9)
+    calls = []
+    banded = colourise(network, image, rows=rows, check_band=lambda: calls.append(1))
+    torch.testing.assert_close(banded, colourise(network, image, rows=150), atol=1e-6, rtol=0)
+    assert len(calls) == -(-150 // rows) - 1
+    assert (lightness(banded) - lightness(image)).abs().max() < L_TOLERANCE
+
+
+def test_a_band_fits_its_budget_and_has_at_least_one_row():
+    assert band_rows(4000) == COLOUR_BAND_BYTES // (4000 * 112)
+    assert band_rows(10 ** 9) == 1
 
 
 def test_a_batch_runs_one_photo_at_a_time(network):

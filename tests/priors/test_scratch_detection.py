@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 
 from comfyui_ssdiff.models.scratch_detection import ScratchUNet, ScratchUNetConfig
 from comfyui_ssdiff.priors.scratch import (detect_scratch_probability, network_size, pil_luma, scratch_mask,
-                                 working_size)
+                                           working_bytes, working_size)
 
 MANIFEST = Path(__file__).with_name("bopbtl_scratch_keys.txt")
 TINY = ScratchUNetConfig(depth=2, wf=3)
@@ -268,3 +268,19 @@ def test_mask_add_and_erase():
         scratch_mask(probability, add=torch.zeros(1, 1, 5, 4))
     with pytest.raises(ValueError, match="erase mask"):
         scratch_mask(probability, erase=torch.zeros(3, 1, 4, 4))
+
+
+def test_the_memory_estimate_is_above_the_measured_working_memory_and_hardly_grows_with_the_photo():
+    """Scratch Mask asks ComfyUI for this much room beside the weights: the released UNet (not the
+    tiny one) at the network's size, measured by the profiler's exact sum of the CPU allocations.
+    The UNet sees every photo at a 256 px short side, so a photo 16 times larger costs 8 bytes a
+    pixel more, not 16 times more (the estimate was 64 times the photo's bytes before)."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    from memory import WorkingMemory
+    network = random_network(ScratchUNetConfig())
+    image = torch.rand(1, 3, 300, 200, generator=torch.Generator().manual_seed(3))
+    measured = WorkingMemory(torch.device("cpu")).peak_mib(lambda: detect_scratch_probability(network, image)) * 2**20
+    estimate = working_bytes(300, 200)
+    assert measured <= estimate <= 1.5 * measured, (measured, estimate)
+    assert working_bytes(1200, 800) < 1.5 * estimate  # 16 times the pixels
