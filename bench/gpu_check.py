@@ -18,12 +18,16 @@ Rows (their keys, for --rows):
   photo       the whole-photo workflow end to end in a headless ComfyUI (the README's main job on the
               bundled sample: MTCNN for the face detector, random stand-ins for the other networks;
               the workflow's 100 steps on a GPU, 2 otherwise, --steps sets them)
-They run in the order step and face (per dtype and batch), photo, then the priors, BOPBTL last.
+  lowvram     the same at 20 steps under ComfyUI's --lowvram, and
+  novram      under --novram (CUDA only: ComfyUI turns both off on the CPU; tests/test_low_vram.py
+              runs ComfyUI's loading under them on the CPU, on one device)
+They run in the order step and face (per dtype and batch), photo, lowvram, novram, then the priors,
+BOPBTL last.
 
 On a CUDA device: the FFHQ-512 UNet (159.8 M parameters) on 512 px faces, priors at 512 px and on a
 12 MP photo (4000 x 3008), the released sizes of every network (CodeFormer's 9-layer transformer,
 DDColor's 100-query decoder; the main job's face UNet, CodeFormer and CAP-VSTNet at full size too):
-about 5 minutes on one H100 (estimated: no GPU was lent when this was written). Without one (or with
+about 7 minutes on one H100 (estimated: no GPU was lent when this was written). Without one (or with
 --small): the same checks at a small size (32 px faces with the tiny UNet, as bf16 and fp16
 convolutions take PyTorch's slow path on CPUs without native support; 128 px priors; a 0.1 MP photo;
 2 steps; the main job's tiny stand-ins and 64 px faces), on one CPU thread (on a shared machine
@@ -84,7 +88,10 @@ from timing import seconds  # noqa: E402
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 ROWS = ("step", "face", "scratch", "detector", "parser", "codeformer", "cap_vstnet", "arcface", "lama", "bopbtl",
-        "ddcolor", "photo")
+        "ddcolor", "photo", "lowvram", "novram")
+MEMORY_MODES = {"lowvram": "--lowvram", "novram": "--novram"}
+"""The whole-photo rows run again under these ComfyUI options, on CUDA."""
+MEMORY_MODE_STEPS = 20
 FACE_ROW_SECONDS = 30
 """A whole-face row takes fewer steps where the measured step time would make it longer than this."""
 BATCHES = (1, 4)
@@ -92,9 +99,9 @@ DAMAGE = 0.01
 """Fraction of the photo's pixels the LaMa rows fill (before the mask is grown)."""
 ESTIMATED_SECONDS = {
     "full": {"step": 15, "face": 60, "scratch": 10, "detector": 10, "parser": 5, "codeformer": 10, "cap_vstnet": 5,
-             "arcface": 5, "lama": 30, "bopbtl": 100, "ddcolor": 15, "photo": 60},
+             "arcface": 5, "lama": 30, "bopbtl": 100, "ddcolor": 15, "photo": 60, "lowvram": 40, "novram": 50},
     "small": {"step": 5, "face": 15, "scratch": 7, "detector": 3, "parser": 3, "codeformer": 4, "cap_vstnet": 2,
-              "arcface": 2, "lama": 4, "bopbtl": 4, "ddcolor": 4, "photo": 30},
+              "arcface": 2, "lama": 4, "bopbtl": 4, "ddcolor": 4, "photo": 30, "lowvram": 0, "novram": 0},
 }
 """Seconds per kind of row, building the networks included: on one H100 from the arithmetic (no GPU
 was lent when this was written: BOPBTL's 1.2 PFLOP of 12 MP attention is the guess that matters), on
@@ -551,29 +558,40 @@ class DeviceMemorySampler:
         return (self.peak - self.base) / 2 ** 20 if self.device.type == "cuda" else None
 
 
-def photo_row(sizes: Sizes, device: torch.device, steps: int | None, threads: int | None, work: Path) -> Row:
+def photo_row(sizes: Sizes, device: torch.device, steps: int | None, threads: int | None, work: Path,
+              key: str = "photo") -> Row:
     """The README's main job in a headless ComfyUI on the requested device (scripts/run_main_job.py's
-    steps, with the server's --cpu dropped on CUDA); its time is the prompt's, ComfyUI's start aside."""
+    steps, with the server's --cpu dropped on CUDA), under the memory option of `key` (MEMORY_MODES);
+    its time is the prompt's, ComfyUI's start aside."""
     import requests
 
     from harness.headless import ComfyServer, default_host
     from harness.jobs import with_shipped_scratch_masks, with_stand_ins
 
     crop, server = sizes.job_crop or 512, None
-    row = Row("photo", "whole-photo workflow, headless ComfyUI", size=f"{PHOTO.name}, {crop} px faces")
+    option = MEMORY_MODES.get(key)
+    row = Row(key, "whole-photo workflow, headless ComfyUI" + (f", {option}" if option else ""),
+              size=f"{PHOTO.name}, {crop} px faces")
+    if option and device.type != "cuda":
+        row.check = "ok"
+        row.what += " (not run: ComfyUI turns it off on the CPU)"
+        return row
     try:
         host = default_host()
         if not (host / "main.py").exists():
             raise FileNotFoundError(f"no ComfyUI host at {host}: run scripts/setup_host.sh")
-        prompt = job_prompt(sizes, steps, work / "released_size_models")
+        # Under a memory option the job checks placement, not speed: 20 steps unless --steps says.
+        prompt = job_prompt(sizes, steps or (MEMORY_MODE_STEPS if option else None), work / "released_size_models")
         row.what += f", {next(node['inputs']['steps'] for node in prompt.values() if 'steps' in node['inputs'])} steps"
         inputs = [path for path in SAMPLES.iterdir() if path.is_file()]
         models_root, replacements = with_stand_ins(prompt, [host / "models", work / "released_size_models"],
-                                                   work / "released_size_models", work / "job")
+                                                   work / "released_size_models", work / key)
         with_shipped_scratch_masks(prompt, replacements, inputs)
-        server = ComfyServer(host, work / "job" / "server", models_root, threads=threads)
+        server = ComfyServer(host, work / key / "server", models_root, threads=threads)
         if device.type == "cuda":
             server.command.remove("--cpu")
+        if option:
+            server.command.append(option)
         with DeviceMemorySampler(device) as sampler:
             started = time.perf_counter()
             with server:
@@ -647,8 +665,9 @@ def main() -> int:
         sections = []
         if wanted & {"step", "face"}:
             sections.append(lambda: face_rows(sizes, device, wanted, options.steps))
-        if "photo" in wanted:
-            sections.append(lambda: iter([photo_row(sizes, device, options.steps, threads, work)]))
+        for key in ("photo", *MEMORY_MODES):
+            if key in wanted:
+                sections.append(lambda key=key: iter([photo_row(sizes, device, options.steps, threads, work, key)]))
         sections += [lambda key=key: prior_rows(key, sizes, device, work) for key in PRIORS if key in wanted]
         for section in sections:
             for row in section():

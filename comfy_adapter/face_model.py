@@ -11,6 +11,7 @@ import comfy.ldm.modules.diffusionmodules.util as diffusion_util
 import comfy.model_base
 import comfy.model_management
 import comfy.model_patcher
+import comfy.ops
 import comfy.sd
 import comfy.supported_models_base
 
@@ -38,9 +39,37 @@ class FaceDDPMConfig(comfy.supported_models_base.BASE):
     supported_inference_dtypes = [torch.float32, torch.bfloat16, torch.float16]
 
 
+class HostGroupNorm32(comfy.ops.disable_weight_init.GroupNorm):
+    """The UNet's float32 GroupNorm as a ComfyUI layer: when ComfyUI streams its weights (it left
+    them in system memory: --lowvram, --novram), ComfyUI casts them to the input's device and dtype,
+    the input being cast to float32 first; otherwise the model's own forward."""
+
+    def __init__(self, channels: int):
+        super().__init__(32, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.comfy_cast_weights or self.weight_function or self.bias_function:
+            return super().forward(x.float()).type(x.dtype)
+        return guided_diffusion.GroupNorm32.forward(self, x)
+
+
+class HostFaceOperations:
+    """The face UNet's layers as ComfyUI's UNets have theirs (comfy.ops.disable_weight_init): the
+    same parameters and forward, and ComfyUI may leave any of them in system memory and stream its
+    weights to the GPU as it runs (partial loading under --lowvram and --novram, dynamic VRAM)."""
+    Conv1d = comfy.ops.disable_weight_init.Conv1d
+    Conv2d = comfy.ops.disable_weight_init.Conv2d
+    Linear = comfy.ops.disable_weight_init.Linear
+    GroupNorm32 = HostGroupNorm32
+
+
 class HostFaceUNet(guided_diffusion.FaceUNet):
     """The face UNet with the diffusion_model calling convention of ComfyUI: returns eps and
-    hands the full output (eps + learned-variance channels) to the sampler's VarianceSink."""
+    hands the full output (eps + learned-variance channels) to the sampler's VarianceSink. Its
+    layers are ComfyUI's (HostFaceOperations)."""
+
+    def __init__(self, config: guided_diffusion.FaceUNetConfig, operations=HostFaceOperations):
+        super().__init__(config, operations)
 
     @property
     def dtype(self) -> torch.dtype:

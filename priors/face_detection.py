@@ -47,14 +47,27 @@ def mtcnn_detector(network: torch.nn.Module) -> FaceDetector:
     return FaceDetector("MTCNN", MTCNN_CONFIDENCE, functools.partial(_mtcnn_rows, network), network)
 
 
+def _follow_weights(network: torch.nn.Module) -> None:
+    """facexlib's RetinaFace and facenet-pytorch's MTCNN move their inputs to `network.device`, the
+    device they were built for; ComfyUI decides where the weights are (system memory under --novram):
+    the detector is pointed there, with RetinaFace's mean (a plain attribute, not a buffer)."""
+    weights = next(network.parameters()).device
+    if getattr(network, "device", weights) != weights:
+        network.device = weights
+        if isinstance(getattr(network, "mean_tensor", None), torch.Tensor):
+            network.mean_tensor = network.mean_tensor.to(weights)
+
+
 def _retinaface_rows(network: torch.nn.Module, rgb: np.ndarray) -> np.ndarray:
     """facexlib's RetinaFace takes BGR uint8 (it subtracts its BGR means itself)."""
+    _follow_weights(network)
     with torch.no_grad():
         return network.detect_faces(np.ascontiguousarray(rgb[..., ::-1]), conf_threshold=RETINAFACE_FLOOR,
                                     nms_threshold=RETINAFACE_NMS, use_origin_size=True)
 
 
 def _mtcnn_rows(network: torch.nn.Module, rgb: np.ndarray) -> np.ndarray:
+    _follow_weights(network)
     with torch.no_grad():
         boxes, scores, landmarks = network.detect(rgb, landmarks=True)
     if boxes is None:

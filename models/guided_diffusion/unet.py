@@ -4,12 +4,17 @@ Module and parameter names match the published `iddpm_ffhq512_ema500000.pth` (af
 "module." prefix is stripped), so the checkpoint loads strictly. The network is described by
 `FaceUNetConfig`, which `FaceUNetConfig.from_state_dict` reads off a checkpoint's shapes: the
 published file and the tiny test networks load through the same path.
+
+Its weighted layers are made by an `operations` namespace (Conv1d, Conv2d, Linear, GroupNorm32),
+as ComfyUI's own UNets take theirs: plain torch here; the host passes layers that ComfyUI can leave
+in system memory and stream to the GPU a layer at a time (--lowvram, --novram), with the same
+names and the same forward otherwise.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -108,6 +113,21 @@ class GroupNorm32(nn.GroupNorm):
                             self.eps).type(x.dtype)
 
 
+class Operations(Protocol):
+    """The weighted layers a FaceUNet is made of: torch.nn's, or subclasses with the same parameters."""
+    Conv1d: type[nn.Conv1d]
+    Conv2d: type[nn.Conv2d]
+    Linear: type[nn.Linear]
+    GroupNorm32: type[GroupNorm32]
+
+
+class TorchOperations:
+    Conv1d = nn.Conv1d
+    Conv2d = nn.Conv2d
+    Linear = nn.Linear
+    GroupNorm32 = GroupNorm32
+
+
 def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
     """Sinusoidal embedding of (possibly fractional) timesteps: [cos | sin] halves."""
     half = dim // 2
@@ -120,15 +140,16 @@ def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: float = 10
 class ResBlock(nn.Module):
     """Residual block with scale-shift (FiLM) timestep conditioning."""
 
-    def __init__(self, channels: int, emb_channels: int, out_channels: int):
+    def __init__(self, channels: int, emb_channels: int, out_channels: int,
+                 ops: type[Operations] = TorchOperations):
         super().__init__()
-        self.in_layers = nn.Sequential(GroupNorm32(channels), nn.SiLU(),
-                                       nn.Conv2d(channels, out_channels, 3, padding=1))
-        self.emb_layers = nn.Sequential(nn.SiLU(), nn.Linear(emb_channels, 2 * out_channels))
-        self.out_layers = nn.Sequential(GroupNorm32(out_channels), nn.SiLU(), nn.Dropout(0.0),
-                                        nn.Conv2d(out_channels, out_channels, 3, padding=1))
+        self.in_layers = nn.Sequential(ops.GroupNorm32(channels), nn.SiLU(),
+                                       ops.Conv2d(channels, out_channels, 3, padding=1))
+        self.emb_layers = nn.Sequential(nn.SiLU(), ops.Linear(emb_channels, 2 * out_channels))
+        self.out_layers = nn.Sequential(ops.GroupNorm32(out_channels), nn.SiLU(), nn.Dropout(0.0),
+                                        ops.Conv2d(out_channels, out_channels, 3, padding=1))
         self.skip_connection = (nn.Identity() if out_channels == channels
-                                else nn.Conv2d(channels, out_channels, 1))
+                                else ops.Conv2d(channels, out_channels, 1))
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         h = self.in_layers(x)
@@ -141,12 +162,12 @@ class ResBlock(nn.Module):
 class AttentionBlock(nn.Module):
     """Spatial self-attention; heads are split before q/k/v (guided-diffusion's legacy order)."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, ops: type[Operations] = TorchOperations):
         super().__init__()
         self.num_heads = max(channels // HEAD_CHANNELS, 1)
-        self.norm = GroupNorm32(channels)
-        self.qkv = nn.Conv1d(channels, 3 * channels, 1)
-        self.proj_out = nn.Conv1d(channels, channels, 1)
+        self.norm = ops.GroupNorm32(channels)
+        self.qkv = ops.Conv1d(channels, 3 * channels, 1)
+        self.proj_out = ops.Conv1d(channels, channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, height, width = x.shape
@@ -159,18 +180,18 @@ class AttentionBlock(nn.Module):
 
 
 class Downsample(nn.Module):
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, ops: type[Operations] = TorchOperations):
         super().__init__()
-        self.op = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
+        self.op = ops.Conv2d(channels, channels, 3, stride=2, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.op(x)
 
 
 class Upsample(nn.Module):
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, ops: type[Operations] = TorchOperations):
         super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv = ops.Conv2d(channels, channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
@@ -188,47 +209,48 @@ class TimestepEmbedSequential(nn.Sequential):
 class FaceUNet(nn.Module):
     """eps + learned-variance UNet: maps (x_t, t) to 6 channels (eps, variance interpolation v)."""
 
-    def __init__(self, config: FaceUNetConfig):
+    def __init__(self, config: FaceUNetConfig, operations: type[Operations] = TorchOperations):
         super().__init__()
         self.config = config
+        ops = operations
         mc = config.model_channels
         emb_channels = 4 * mc
-        self.time_embed = nn.Sequential(nn.Linear(mc, emb_channels), nn.SiLU(),
-                                        nn.Linear(emb_channels, emb_channels))
+        self.time_embed = nn.Sequential(ops.Linear(mc, emb_channels), nn.SiLU(),
+                                        ops.Linear(emb_channels, emb_channels))
 
         ch = config.channel_mult[0] * mc
         self.input_blocks = nn.ModuleList(
-            [TimestepEmbedSequential(nn.Conv2d(config.in_channels, ch, 3, padding=1))])
+            [TimestepEmbedSequential(ops.Conv2d(config.in_channels, ch, 3, padding=1))])
         skip_channels = [ch]
         last_level = len(config.channel_mult) - 1
         for level, mult in enumerate(config.channel_mult):
             for _ in range(config.num_res_blocks[level]):
-                layers: list[nn.Module] = [ResBlock(ch, emb_channels, mult * mc)]
+                layers: list[nn.Module] = [ResBlock(ch, emb_channels, mult * mc, ops)]
                 ch = mult * mc
                 if config.attention_levels[level]:
-                    layers.append(AttentionBlock(ch))
+                    layers.append(AttentionBlock(ch, ops))
                 self.input_blocks.append(TimestepEmbedSequential(*layers))
                 skip_channels.append(ch)
             if level != last_level:
-                self.input_blocks.append(TimestepEmbedSequential(Downsample(ch)))
+                self.input_blocks.append(TimestepEmbedSequential(Downsample(ch, ops)))
                 skip_channels.append(ch)
 
         self.middle_block = TimestepEmbedSequential(
-            ResBlock(ch, emb_channels, ch), AttentionBlock(ch), ResBlock(ch, emb_channels, ch))
+            ResBlock(ch, emb_channels, ch, ops), AttentionBlock(ch, ops), ResBlock(ch, emb_channels, ch, ops))
 
         self.output_blocks = nn.ModuleList()
         for level, mult in reversed(list(enumerate(config.channel_mult))):
             for i in range(config.num_res_blocks[level] + 1):
-                layers = [ResBlock(ch + skip_channels.pop(), emb_channels, mult * mc)]
+                layers = [ResBlock(ch + skip_channels.pop(), emb_channels, mult * mc, ops)]
                 ch = mult * mc
                 if config.attention_levels[level]:
-                    layers.append(AttentionBlock(ch))
+                    layers.append(AttentionBlock(ch, ops))
                 if level and i == config.num_res_blocks[level]:
-                    layers.append(Upsample(ch))
+                    layers.append(Upsample(ch, ops))
                 self.output_blocks.append(TimestepEmbedSequential(*layers))
 
-        self.out = nn.Sequential(GroupNorm32(ch), nn.SiLU(),
-                                 nn.Conv2d(ch, config.out_channels, 3, padding=1))
+        self.out = nn.Sequential(ops.GroupNorm32(ch), nn.SiLU(),
+                                 ops.Conv2d(ch, config.out_channels, 3, padding=1))
 
     @property
     def downsampling_factor(self) -> int:
