@@ -3,11 +3,17 @@
 Layers: tests/core needs only torch; everything else gets ComfyUI in-process (`comfy` fixture) or
 as a server on 127.0.0.1 (`server` fixture). Model files are tiny random networks of the real
 architectures, written into a temporary models folder that both share.
+
+Torch-only tests (in tests/core and tests/priors, or marked so by their module, using none of the
+host's fixtures) are marked `torch_only`. Where SSDIFF_TORCH_ONLY_RAN holds this venv's library line
+(harness/library_versions.py), as .ci/run sets it for every host after the first, they are left
+out: the first host ran them with the same libraries.
 """
 from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import shutil
 import socket
 import sys
@@ -35,6 +41,41 @@ from harness.tiny_models import (save_arcface, save_cap_vstnet, save_codeformer,
                                  save_bopbtl_restoration, save_retinaface_mobile, save_scratch_detector,
                                  save_vgg16_features, tiny_face_unet)
 from comfyui_ssdiff.models.files import MODEL_FOLDERS  # noqa: E402
+from harness.library_versions import fingerprint  # noqa: E402
+
+TORCH_ONLY_FOLDERS = ("core", "priors")
+HOST_FIXTURES = {"comfy", "pack", "server"}
+TORCH_ONLY_RAN = "SSDIFF_TORCH_ONLY_RAN"
+_left_out: list[str] = []
+
+
+def is_torch_only(item: pytest.Item) -> bool:
+    """A test of tests/core or tests/priors that reaches no ComfyUI (nor any fixture that does), or
+    one marked torch_only by its module."""
+    if HOST_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return False
+    folder = Path(str(item.fspath)).parent
+    return (item.get_closest_marker("torch_only") is not None
+            or folder.parent == Path(__file__).resolve().parent and folder.name in TORCH_ONLY_FOLDERS)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    torch_only = [item for item in items if is_torch_only(item)]
+    for item in torch_only:
+        item.add_marker(pytest.mark.torch_only)
+    ran = os.environ.get(TORCH_ONLY_RAN)
+    if ran and ran == fingerprint() and torch_only:
+        config.hook.pytest_deselected(items=torch_only)
+        left_out = set(map(id, torch_only))
+        items[:] = [item for item in items if id(item) not in left_out]
+        _left_out.append(f"{len(torch_only)} torch-only tests left out: an earlier host ran them with the same "
+                         f"libraries ({TORCH_ONLY_RAN})")
+    elif ran:
+        _left_out.append(f"torch-only tests run here too: {TORCH_ONLY_RAN} names other libraries than this venv's")
+
+
+def pytest_report_collectionfinish(config: pytest.Config, start_path, startdir=None, items=()) -> list[str]:
+    return list(_left_out)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -3,19 +3,24 @@ small size (32 px faces with the tiny UNet, 128 px priors, a 0.1 MP photo, 2 ste
 table with a row of every kind but the whole-photo workflow's, every row ok, and exits 0; and its
 verdict flags a NaN and a tensor off the requested device. The whole-photo row is left out here
 (`--rows`): it runs the main job headless, which tests/test_main_job.py runs already, and would add
-half a minute to each host's suite."""
+half a minute to each host's suite. Its --lowvram and --novram rows are CUDA-only: here they say so.
+
+The check runs outside ComfyUI (marked torch_only: CI runs it on the first host only)."""
 from __future__ import annotations
 
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 
 from conftest import REPO
 
+pytestmark = pytest.mark.torch_only
+
 ROWS = ("step", "face", "scratch", "detector", "parser", "codeformer", "cap_vstnet", "arcface", "lama", "bopbtl",
-        "ddcolor")
+        "ddcolor", "lowvram", "novram")
 HEADER = "| what | dtype | batch | size | seconds | peak working memory (MiB) | check |"
 
 
@@ -32,8 +37,11 @@ def test_the_gpu_check_runs_every_row_on_the_cpu_at_its_small_size():
     for key in ROWS:
         assert any(line.startswith(f"| {key}: ") for line in rows), f"no {key} row:\n{said}"
     assert all(line.endswith("| ok |") for line in rows), said
+    for key in ("lowvram", "novram"):
+        assert any(line.startswith(f"| {key}: ") and "not run: ComfyUI turns it off on the CPU" in line
+                   for line in rows), said
     # step and face: 3 dtypes x 2 batches; the photo-level priors twice (128 px, 0.1 MP); the rest once
-    assert len(rows) == 12 + 2 * 4 + 4 + 1, said
+    assert len(rows) == 12 + 2 * 4 + 4 + 1 + 2, said
 
 
 def test_the_check_flags_a_nan_and_a_tensor_off_the_requested_device(monkeypatch):

@@ -61,3 +61,23 @@ def test_one_image_boundary_priors_and_the_core_never_convert_a_layout():
     converting = {path.relative_to(REPO).as_posix() for path in method + node_modules if layout_calls(path)}
     assert converting == {"priors/arrays.py", "nodes/boundary.py"}, sorted(
         call for path in method + node_modules for call in layout_calls(path))
+
+
+def test_tests_that_ci_runs_on_one_host_only_reach_no_comfyui_but_through_a_fixture(request):
+    """Torch-only tests (conftest.is_torch_only: tests/core, tests/priors and modules marked so,
+    without the host's fixtures) run on the first host only; a module of them that imported ComfyUI,
+    the pack's host adapter or the server harness itself would be host-dependent without a fixture
+    to say so."""
+    from conftest import TORCH_ONLY_FOLDERS
+
+    host_modules = ("comfy", "comfy_api", "comfy_extras", "server", "execution", "folder_paths",
+                    "harness.headless", "harness.in_process_host", "comfyui_ssdiff.comfy_adapter",
+                    "comfyui_ssdiff.nodes")
+    tests = REPO / "tests"
+    modules = [path for folder in TORCH_ONLY_FOLDERS for path in (tests / folder).glob("test_*.py")]
+    modules += [path for path in tests.glob("test_*.py") if "pytestmark = pytest.mark.torch_only" in path.read_text()]
+    assert len(modules) > 20
+    for path in modules:
+        reached = {name for name in imported_modules(path)
+                   if any(name == module or name.startswith(module + ".") for module in host_modules)}
+        assert not reached, f"{path.relative_to(REPO)} imports {sorted(reached)}"
