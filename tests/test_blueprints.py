@@ -5,7 +5,8 @@ each frontend (1.32 of ComfyUI 0.3.75, 1.49 of 0.33: both load blueprints from c
 subgraphs) each is listed in the node library, added to an empty graph as the library adds it,
 given a LoadImage of the bundled sample and a SaveImage (or PreviewImage) per output, set through
 its promoted widgets, converted by the frontend's own app.graphToPrompt() and run on the test
-server with the tiny networks and 2 steps, writing its images. Needs scripts/setup_browser.sh."""
+server with the tiny networks, 2 steps and (the whole photo's blueprints) 64 px faces, writing its images.
+Needs scripts/setup_browser.sh."""
 from __future__ import annotations
 
 import copy
@@ -41,12 +42,13 @@ OLD_PHOTO = "ssdiff_sample_old_photo.png"
 RUNS = {
     "Restore old photo (SSDiff)": (OLD_PHOTO, {"steps": 2, "face DDPM": "tiny_face_ddpm.pth",
                                                "face detector": mtcnn.CHOICE},
-                                   # The random scratch detector marks every pixel: nothing to fill from.
-                                   ((16, "threshold", 1.0),)),
+                                   # The random scratch detector marks every pixel: nothing to fill from;
+                                   # 64 px faces, as the GPU check's small run (the main job's test runs 512).
+                                   ((16, "threshold", 1.0), (3, "crop_size", 64))),
     "Restore aligned face (SSDiff)": ("ssdiff_sample_face.png", {"steps": 2, "face DDPM": "tiny_face_ddpm.pth"}, ()),
     "Restore archive at restorer speed (SSDiff)": (OLD_PHOTO, {
         "pseudo-target steps": 2, "fine-tune steps": 2, "face DDPM": "tiny_face_ddpm.pth",
-        "face detector": mtcnn.CHOICE, "save fine-tuned restorer as": ""}, ()),
+        "face detector": mtcnn.CHOICE, "save fine-tuned restorer as": ""}, ((3, "crop_size", 64),)),
 }
 """Per blueprint: the sample photo it is given, what is set through its promoted widgets (by
 label) for the run on the tiny networks (the other loaders name files the test models folder has;

@@ -103,7 +103,7 @@ def test_the_colourise_workflow_runs_end_to_end_through_the_server(server, ddcol
     from test_server import SAMPLE, shipped_workflow
     from comfyui_ssdiff.models import mtcnn
 
-    prompt = shipped_workflow(server, "colourise_old_photo_api.json", steps=2)
+    prompt = shipped_workflow(server, "colourise_old_photo_api.json", steps=2, crop_size=64)
     prompt["2"]["inputs"]["model_name"] = mtcnn.CHOICE
     prompt["18"]["inputs"]["input_size"] = TINY_INPUT_SIZE
     prompt["16"]["inputs"]["threshold"] = 1.0  # the random detector marks every pixel: nothing to fill from

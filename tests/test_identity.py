@@ -166,7 +166,7 @@ def test_the_family_album_workflow_runs_end_to_end_through_the_server(server):
     from test_server import shipped_workflow
     from comfyui_ssdiff.models import mtcnn
 
-    prompt = shipped_workflow(server, "family_album_restoration_api.json", steps=2)
+    prompt = shipped_workflow(server, "family_album_restoration_api.json", steps=2, crop_size=64)
     prompt["2"]["inputs"]["model_name"] = mtcnn.CHOICE
     entry = server.run(prompt)
     images = server.output_images(entry)
