@@ -43,9 +43,19 @@ def describe(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
+def distinct_values(tensor: torch.Tensor) -> torch.Tensor:
+    """The tensor without the repeats of its zero-stride dimensions (an expanded view: a broadcast
+    image or mask holds one slice's values however large it claims to be), for checks of its
+    values: their range and finiteness are the slice's."""
+    for dimension, (size, stride) in enumerate(zip(tensor.shape, tensor.stride())):
+        if stride == 0 and size > 1:
+            tensor = tensor.narrow(dimension, 0, 1)
+    return tensor
+
+
 def require_finite(tensor: torch.Tensor, name: str) -> None:
     """Refuses NaN and infinite values, which would spread through every later step unseen."""
-    invalid = int((~torch.isfinite(tensor)).sum())
+    invalid = int((~torch.isfinite(distinct_values(tensor))).sum())
     if invalid:
         raise InputError(f"{name} contains {invalid} NaN or infinite values (of {tensor.numel()}): the node "
                          f"that made it produced invalid pixels; fix or replace that node's output")
@@ -54,6 +64,7 @@ def require_finite(tensor: torch.Tensor, name: str) -> None:
 def _require_unit_range(tensor: torch.Tensor, name: str, kind: str) -> None:
     """Finite values in 0..1: a small overshoot is clamped later, with a warning; values on another
     scale are refused. Reductions, so that a large image is not copied to be checked."""
+    tensor = distinct_values(tensor)
     low, high = (float(bound) for bound in torch.aminmax(tensor.float() if not tensor.is_floating_point()
                                                          else tensor))
     if not (math.isfinite(low) and math.isfinite(high)):

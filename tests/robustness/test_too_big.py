@@ -4,6 +4,7 @@ the test itself needs no memory)."""
 from __future__ import annotations
 
 import psutil
+import torch
 import pytest
 
 from node_prompts import UNDER_TEST, node_prompt
@@ -44,3 +45,21 @@ def test_a_photo_too_big_for_the_method_is_refused_up_front_naming_size_and_memo
     assert f"{work} {side}x{side} photo" in text and "GiB, more than the" in text, text
     assert "scale the photo down" in text
     assert_still_serves(server)
+
+
+def test_a_broadcast_image_is_checked_through_one_slice_of_its_values(comfy):
+    """An expanded (zero-stride) IMAGE or MASK holds one slice's values however large it claims to
+    be: its range and finiteness are checked on that slice, so a refusal by size comes at once."""
+    from comfyui_ssdiff.nodes.input_checks import InputError, check_image, check_mask, distinct_values
+
+    row = torch.rand(1, 1, 64, 3, generator=torch.Generator().manual_seed(0))
+    huge = row.expand(1, 200_000, 64, 3)
+    assert distinct_values(huge).shape == (1, 1, 64, 3)
+    check_image(huge, "image")
+    check_mask(huge[..., 0], "mask")
+    broken = row.clone()
+    broken[0, 0, 7, 1] = float("nan")
+    with pytest.raises(InputError, match="NaN"):
+        check_image(broken.expand(1, 200_000, 64, 3), "image")
+    with pytest.raises(InputError, match="0..255"):
+        check_image((row * 255).expand(1, 200_000, 64, 3), "image")
