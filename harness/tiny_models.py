@@ -13,6 +13,12 @@ from comfyui_ssdiff.models.guided_diffusion import FaceUNet, FaceUNetConfig
 TINY_FACE_UNET = FaceUNetConfig(model_channels=32, channel_mult=(1, 1, 2), num_res_blocks=(1, 1, 1),
                                 attention_levels=(False, False, True))
 """Same class as the FFHQ-512 model, small widths: inputs must be multiples of 4 px."""
+STAND_IN_FACE_UNET = FaceUNetConfig(model_channels=32, channel_mult=(1, 1, 2, 2, 2, 2, 2), num_res_blocks=(1,) * 7,
+                                    attention_levels=(False,) * 6 + (True,))
+"""The stand-in for the FFHQ-512 model in a job run without its file: small widths at the released
+model's depth (six downsamplings, attention at 8 px for a 512 px face as its deepest attention is),
+so that a 512 px face does not attend over 128 x 128 positions as TINY_FACE_UNET's would (40 of
+the main job's 45 seconds on two CPU cores). Faces must be multiples of 64 px, as the crops are."""
 
 
 def tiny_face_unet(seed: int = 0, config: FaceUNetConfig = TINY_FACE_UNET) -> FaceUNet:
@@ -141,7 +147,7 @@ def _save_ddcolor(path: Path) -> Path:
 
 TINY_STAND_INS = {
     "SSDiffFaceDiffusionLoader": ("ckpt_name", "ssdiff", "plumbing_check_ddpm.pth",
-                                  lambda path: save_face_ddpm(tiny_face_unet(), path)),
+                                  lambda path: save_face_ddpm(tiny_face_unet(config=STAND_IN_FACE_UNET), path)),
     "SSDiffFaceDetectorLoader": ("model_name", "facedetection", "plumbing_check_retinaface.pth",
                                  save_retinaface_mobile),
     "SSDiffScratchDetectorLoader": ("model_name", "ssdiff", "plumbing_check_scratch.pt", save_scratch_detector),
