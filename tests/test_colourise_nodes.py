@@ -95,19 +95,27 @@ def test_the_same_faces_are_cropped_from_the_colourised_photo(comfy):
         execute(comfy, "SSDiffFaceRecrop", image=torch.cat([photo, photo]), face_info=info)
 
 
-def test_the_colourise_workflow_runs_end_to_end_through_the_server(server, ddcolor_file):
-    """The shipped workflow on the bundled old photo (MTCNN finds its face; the other networks are
-    the tiny random ones): the colourised photo is written, its colour changed, with the photo's
-    lightness outside the pasted face."""
-    from PIL import Image
-    from test_server import SAMPLE, shipped_workflow
+def colourise_test_prompt(server) -> dict:
+    """The shipped colourise workflow on the bundled old photo for a test server: MTCNN finds its
+    face, the other networks are the tiny random ones, 2 steps, 64 px faces."""
+    from test_server import shipped_workflow
     from comfyui_ssdiff.models import mtcnn
 
     prompt = shipped_workflow(server, "colourise_old_photo_api.json", steps=2, crop_size=64)
     prompt["2"]["inputs"]["model_name"] = mtcnn.CHOICE
     prompt["18"]["inputs"]["input_size"] = TINY_INPUT_SIZE
     prompt["16"]["inputs"]["threshold"] = 1.0  # the random detector marks every pixel: nothing to fill from
-    images = server.output_images(server.run(prompt))
+    return prompt
+
+
+def test_the_colourise_workflow_runs_end_to_end_through_the_server(server, ddcolor_file):
+    """The shipped workflow on the bundled old photo (MTCNN finds its face; the other networks are
+    the tiny random ones): the colourised photo is written, its colour changed, with the photo's
+    lightness outside the pasted face."""
+    from PIL import Image
+    from test_server import SAMPLE
+
+    images = server.output_images(server.run(colourise_test_prompt(server)))
     assert [path.name.split("_0")[0] for path in images] == ["colourised_photo"]
     result = np.asarray(Image.open(images[0]).convert("RGB"), dtype=np.float32) / 255
     photo = np.asarray(Image.open(SAMPLE / "ssdiff_sample_old_photo.png").convert("RGB"), dtype=np.float32) / 255

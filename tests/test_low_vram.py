@@ -7,6 +7,10 @@ bypassed and, for --lowvram, the free memory is made small, so that ComfyUI's ow
 what it gives when loaded in full. What this cannot show is a copy between two devices: that is
 bench/gpu_check.py's server run under --lowvram and --novram, on a GPU.
 
+The whole colourise workflow (every network of the whole photo but BOPBTL's, LaMa and ArcFace,
+which the in-process test covers) also runs through a server loading that way (the probe pack's
+emulate_vram_state) and writes the photo the normal test server writes.
+
 What ComfyUI does, read from model_management.load_models_gpu and model_patcher.load:
   * --novram: a weight budget of 0.1 bytes. Layers made by comfy.ops (the face UNet's: see
     comfy_adapter.face_model.HostFaceOperations) are left in system memory and their weights cast to
@@ -18,9 +22,13 @@ What ComfyUI does, read from model_management.load_models_gpu and model_patcher.
 """
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
+from conftest import HOST, HOST_PROBES
+from harness.headless import ComfyServer
 from node_runner import execute
 from stage_settings import SELECTIVE_SETTINGS
 from test_model_management import lama_file, runs, unload_all  # noqa: F401 (lama_file: a fixture)
@@ -137,3 +145,34 @@ def test_a_face_detector_built_for_another_device_runs_where_comfyui_left_its_we
     found = execute(comfy, "SSDiffFaceCrop", detector=detector, **settings)
     assert network.device == torch.device("cpu")
     torch.testing.assert_close(found[0], expected[0], rtol=0, atol=0)
+
+
+def colourised_photo(server) -> np.ndarray:
+    from test_colourise_nodes import colourise_test_prompt
+
+    images = server.output_images(server.run(colourise_test_prompt(server)))
+    assert len(images) == 1, images
+    with Image.open(images[0]) as image:
+        return np.asarray(image.convert("RGB"), dtype=np.int16)
+
+
+@pytest.mark.parametrize("state", ["NO_VRAM", "LOW_VRAM"])
+def test_the_colourise_workflow_writes_the_same_photo_through_a_server_loading_so(
+        comfy, face_model, server, models_root, tmp_path, state):
+    """(--lowvram and --novram cannot be given with --cpu, which a CPU-only torch needs: the probe
+    pack sets ComfyUI's state as they would.)"""
+    import comfy.model_management as model_management
+
+    unet = face_model[0].get_model_object("diffusion_model")
+    unet_bytes = sum(parameter.numel() * parameter.element_size() for parameter in unet.parameters())
+    low = ComfyServer(HOST, tmp_path / "server", models_root, custom_nodes=HOST_PROBES)
+    low.env["SSDIFF_PROBE_VRAM_STATE"] = state
+    if state == "LOW_VRAM":
+        low.env["SSDIFF_PROBE_FREE_BYTES"] = str(int(model_management.minimum_inference_memory() + unet_bytes // 2))
+    expected = colourised_photo(server)
+    with low:
+        written = colourised_photo(low)
+        log = low.log_text()
+    assert f"models load as under {state} on this CPU" in log
+    assert "loaded partially" in log, "ComfyUI streamed no model"
+    assert np.abs(written - expected).max() <= 1

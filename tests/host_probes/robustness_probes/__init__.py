@@ -5,6 +5,8 @@ path, and report the server's state after a fault."""
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sys
 from pathlib import Path
 
@@ -222,3 +224,31 @@ NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in (
     RobustnessProbeLoadedModels,
     RobustnessProbeAnyType, RobustnessProbeEmptyBatch, RobustnessProbeScale, RobustnessProbeHugeImage,
     RobustnessProbeTinyStableDiffusion)}
+
+
+VRAM_STATE = "SSDIFF_PROBE_VRAM_STATE"
+FREE_BYTES = "SSDIFF_PROBE_FREE_BYTES"
+
+
+def emulate_vram_state() -> None:
+    """With SSDIFF_PROBE_VRAM_STATE=LOW_VRAM or NO_VRAM, this server loads models as ComfyUI does
+    under --lowvram / --novram, which it turns off on a CPU: its CPU-device check is bypassed and,
+    if SSDIFF_PROBE_FREE_BYTES is set, that is the device's free memory (tests/test_low_vram.py)."""
+    state = os.environ.get(VRAM_STATE)
+    if not state:
+        return
+    import comfy.model_management as model_management
+
+    model_management.vram_state = model_management.VRAMState[state]
+    model_management.is_device_cpu = lambda device: False
+    if os.environ.get(FREE_BYTES):
+        free = int(os.environ[FREE_BYTES])
+
+        def get_free_memory(dev=None, torch_free_too=False):
+            return (free, free) if torch_free_too else free
+
+        model_management.get_free_memory = get_free_memory
+    logging.info("robustness probes: models load as under %s on this CPU", state)
+
+
+emulate_vram_state()
