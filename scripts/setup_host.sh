@@ -15,6 +15,10 @@
 #   SSDIFF_HOST   where the ComfyUI root goes    (default: <repo>/.host/ComfyUI, or
 #                                                 <repo>/.host/ComfyUI-<version> for a checkout)
 #   PYTHON        the Python that creates the venv (default: python3; 3.10 or newer)
+#   SSDIFF_SHARE_VENV  another venv of this script's (CI: .venv) whose packages a venv created now
+#                 may use where they satisfy its requirements (a .pth line after its own
+#                 site-packages: what this venv installs itself comes first), so that torch and the
+#                 rest are not installed twice. Unset (the default), the venv holds all it needs.
 #
 # The last line printed is "host ready: venv=... comfyui=..."; the tests run on the host of the
 # venv that runs them: <venv>/bin/python -m pytest tests (scripts/run_tests.sh does all of it).
@@ -64,7 +68,17 @@ if [ -n "$checkout" ] && grep -qE '^\s*torchaudio\b' "$checkout/requirements.txt
   torch_family+=(torchaudio==2.11.1)
 fi
 
-[ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+if [ ! -x "$venv/bin/python" ]; then
+  "$python" -m venv "$venv"
+  if [ -n "${SSDIFF_SHARE_VENV:-}" ] && [ -x "$SSDIFF_SHARE_VENV/bin/python" ]; then
+    purelib='import sysconfig; print(sysconfig.get_paths()["purelib"])'
+    if [ "$("$venv/bin/python" -c 'import sys; print(sys.version_info[:2])')" = \
+         "$("$SSDIFF_SHARE_VENV/bin/python" -c 'import sys; print(sys.version_info[:2])')" ]; then
+      "$SSDIFF_SHARE_VENV/bin/python" -c "$purelib" > "$("$venv/bin/python" -c "$purelib")/_ssdiff_shared_venv.pth"
+      echo "setup_host.sh: $venv shares the packages of $SSDIFF_SHARE_VENV (SSDIFF_SHARE_VENV)"
+    fi
+  fi
+fi
 torch_stamp="${torch_family[*]} ${checkout:+checkout}"
 if [ "$(cat "$venv/.ssdiff-torch" 2>/dev/null)" != "$torch_stamp" ]; then
   quiet_pip --upgrade pip
