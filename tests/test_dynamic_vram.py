@@ -121,3 +121,30 @@ def test_the_face_model_deep_copies_as_comfyuis_training_and_multi_gpu_nodes_nee
     assert network is not original and network.dtype == torch.bfloat16
     for (key, value), other in zip(network.state_dict().items(), original.state_dict().values()):
         assert torch.equal(value, other) and value.data_ptr() != other.data_ptr(), key
+
+
+def test_the_face_unet_builds_with_the_lazy_layers_dynamic_vram_gives_comfyuis_linear_on_hosts_that_have_it(
+        comfy, monkeypatch):
+    """Under dynamic VRAM (aimdo, on NVIDIA GPUs) ComfyUI's Linear layers are built without weights
+    and take them from the state dict; the face UNet, made of ComfyUI's layers, loads through that
+    path with every tensor in place and computes what the plain build computes."""
+    memory_management = pytest.importorskip("comfy.memory_management",
+                                            reason="this ComfyUI (0.3.75) has no dynamic VRAM")
+    if not hasattr(memory_management, "aimdo_enabled"):
+        pytest.skip("this ComfyUI has no aimdo switch")
+    from comfyui_ssdiff.comfy_adapter.face_model import HostFaceUNet
+    from comfyui_ssdiff.models import guided_diffusion
+    from harness.tiny_models import tiny_face_unet
+
+    state_dict = tiny_face_unet(seed=2).state_dict()
+    plain = guided_diffusion.build(state_dict, HostFaceUNet)
+    monkeypatch.setattr(memory_management, "aimdo_enabled", True)
+    lazy = guided_diffusion.build(state_dict, HostFaceUNet)
+    monkeypatch.undo()
+    assert any(type(module).__name__ == "Linear" and getattr(module, "comfy_need_lazy_init_bias", None) is not None
+               for module in lazy.modules()), "the lazy path was not taken"
+    for (key, value), other in zip(lazy.state_dict().items(), plain.state_dict().values()):
+        assert torch.equal(value, other), key
+    x, t = torch.randn(1, 3, 32, 32), torch.tensor([500])
+    with torch.no_grad():
+        torch.testing.assert_close(lazy(x, t), plain(x, t), rtol=0, atol=0)
