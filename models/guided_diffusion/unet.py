@@ -114,11 +114,12 @@ class GroupNorm32(nn.GroupNorm):
 
 
 class Operations(Protocol):
-    """The weighted layers a FaceUNet is made of: torch.nn's, or subclasses with the same parameters."""
+    """The weighted layers a FaceUNet is made of: torch.nn's, or subclasses with the same parameters
+    and forward; GroupNorm32 is built from the channel count alone and normalises 32 groups in float32."""
     Conv1d: type[nn.Conv1d]
     Conv2d: type[nn.Conv2d]
     Linear: type[nn.Linear]
-    GroupNorm32: type[GroupNorm32]
+    GroupNorm32: type[nn.GroupNorm]
 
 
 class TorchOperations:
