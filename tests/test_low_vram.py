@@ -8,8 +8,8 @@ what it gives when loaded in full. What this cannot show is a copy between two d
 bench/gpu_check.py's server run under --lowvram and --novram, on a GPU.
 
 The whole colourise workflow (every network of the whole photo but BOPBTL's, LaMa and ArcFace,
-which the in-process test covers) also runs through a server loading that way (the probe pack's
-emulate_vram_state) and writes the photo the normal test server writes.
+which the in-process test covers) also runs through the test server loading that way (the probe
+pack's RobustnessProbeVRAMState) and writes the photo it writes loading normally.
 
 What ComfyUI does, read from model_management.load_models_gpu and model_patcher.load:
   * --novram: a weight budget of 0.1 bytes. Layers made by comfy.ops (the face UNet's: see
@@ -22,13 +22,15 @@ What ComfyUI does, read from model_management.load_models_gpu and model_patcher.
 """
 from __future__ import annotations
 
+import json
+import time
+
 import numpy as np
 import pytest
+import requests
 import torch
 from PIL import Image
 
-from conftest import HOST, HOST_PROBES
-from harness.headless import ComfyServer
 from node_runner import execute
 from stage_settings import SELECTIVE_SETTINGS
 from test_model_management import lama_file, runs, unload_all  # noqa: F401 (lama_file: a fixture)
@@ -156,23 +158,40 @@ def colourised_photo(server) -> np.ndarray:
         return np.asarray(image.convert("RGB"), dtype=np.int16)
 
 
-@pytest.mark.parametrize("state", ["NO_VRAM", "LOW_VRAM"])
-def test_the_colourise_workflow_writes_the_same_photo_through_a_server_loading_so(
-        comfy, face_model, server, models_root, tmp_path, state):
+def loaded_models(server) -> list[str]:
+    entry = server.run({"1": {"class_type": "RobustnessProbeLoadedModels", "inputs": {"tag": str(time.monotonic())}}})
+    return json.loads(entry["outputs"]["1"]["text"][0])
+
+
+def load_as(server, state: str, free_bytes: int = 0) -> None:
+    """The server loads as under `state` from its next prompt on (the probe pack's
+    RobustnessProbeVRAMState), its models unloaded and its cache of outputs emptied (POST /free,
+    which the worker carries out between prompts: waited for until no model is loaded)."""
+    server.run({"1": {"class_type": "RobustnessProbeVRAMState", "inputs": {"state": state, "free_bytes": free_bytes}}})
+    requests.post(f"{server.url}/free", json={"unload_models": True, "free_memory": True}, timeout=30)
+    deadline = time.monotonic() + 30
+    while loaded_models(server) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def test_the_colourise_workflow_writes_the_same_photo_through_the_server_under_novram_and_lowvram(
+        comfy, face_model, server):
     """(--lowvram and --novram cannot be given with --cpu, which a CPU-only torch needs: the probe
-    pack sets ComfyUI's state as they would.)"""
+    pack sets ComfyUI's state as they would, then puts it back.)"""
     import comfy.model_management as model_management
 
     unet = face_model[0].get_model_object("diffusion_model")
     unet_bytes = sum(parameter.numel() * parameter.element_size() for parameter in unet.parameters())
-    low = ComfyServer(HOST, tmp_path / "server", models_root, custom_nodes=HOST_PROBES)
-    low.env["SSDIFF_PROBE_VRAM_STATE"] = state
-    if state == "LOW_VRAM":
-        low.env["SSDIFF_PROBE_FREE_BYTES"] = str(int(model_management.minimum_inference_memory() + unet_bytes // 2))
+    load_as(server, "AS_STARTED")
     expected = colourised_photo(server)
-    with low:
-        written = colourised_photo(low)
-        log = low.log_text()
-    assert f"models load as under {state} on this CPU" in log
-    assert "loaded partially" in log, "ComfyUI streamed no model"
-    assert np.abs(written - expected).max() <= 1
+    try:
+        for state, free in (("NO_VRAM", 0), ("LOW_VRAM", int(model_management.minimum_inference_memory())
+                                                         + unet_bytes // 2)):
+            load_as(server, state, free)
+            before = len(server.log_text())
+            written = colourised_photo(server)
+            log = server.log_text()[before:]
+            assert "loaded partially" in log, f"ComfyUI streamed no model under {state}"
+            assert np.abs(written - expected).max() <= 1, state
+    finally:
+        load_as(server, "AS_STARTED")

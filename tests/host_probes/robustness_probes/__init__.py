@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -219,36 +218,51 @@ class RobustnessProbeTinyStableDiffusion:
         return sd15_model(), sd_vae()
 
 
+class RobustnessProbeVRAMState:
+    """Makes this server load models as ComfyUI does under --lowvram (LOW_VRAM, with `free_bytes`
+    of free device memory if above 0) or --novram (NO_VRAM), which it turns off on a CPU (and which
+    cannot be given beside --cpu): its CPU-device check is bypassed. AS_STARTED puts back what the
+    server started with. Models already loaded stay as they are: POST /free to unload them."""
+
+    RETURN_TYPES = ()
+    FUNCTION = "apply"
+    OUTPUT_NODE = True
+    CATEGORY = "testing/robustness"
+    STARTED: dict = {}
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"state": (["AS_STARTED", "LOW_VRAM", "NO_VRAM"],),
+                             "free_bytes": ("INT", {"default": 0, "min": 0, "max": 1 << 62})}}
+
+    @classmethod
+    def IS_CHANGED(cls, **_):
+        return float("nan")
+
+    def apply(self, state: str, free_bytes: int):
+        import comfy.model_management as model_management
+
+        started = self.STARTED
+        if not started:
+            started.update(vram_state=model_management.vram_state, is_device_cpu=model_management.is_device_cpu,
+                           get_free_memory=model_management.get_free_memory)
+        for name, value in started.items():
+            setattr(model_management, name, value)
+        if state != "AS_STARTED":
+            model_management.vram_state = model_management.VRAMState[state]
+            model_management.is_device_cpu = lambda device: False
+            if free_bytes:
+                def get_free_memory(dev=None, torch_free_too=False):
+                    return (free_bytes, free_bytes) if torch_free_too else free_bytes
+
+                model_management.get_free_memory = get_free_memory
+        logging.info("robustness probes: models load as under %s", state)
+        return {"ui": {"text": [state]}}
+
+
 NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in (
     RobustnessProbeNonFinite, RobustnessProbeOutOfMemory, RobustnessProbeFaceDetector, RobustnessProbeHostState,
     RobustnessProbeLoadedModels,
     RobustnessProbeAnyType, RobustnessProbeEmptyBatch, RobustnessProbeScale, RobustnessProbeHugeImage,
-    RobustnessProbeTinyStableDiffusion)}
+    RobustnessProbeTinyStableDiffusion, RobustnessProbeVRAMState)}
 
-
-VRAM_STATE = "SSDIFF_PROBE_VRAM_STATE"
-FREE_BYTES = "SSDIFF_PROBE_FREE_BYTES"
-
-
-def emulate_vram_state() -> None:
-    """With SSDIFF_PROBE_VRAM_STATE=LOW_VRAM or NO_VRAM, this server loads models as ComfyUI does
-    under --lowvram / --novram, which it turns off on a CPU: its CPU-device check is bypassed and,
-    if SSDIFF_PROBE_FREE_BYTES is set, that is the device's free memory (tests/test_low_vram.py)."""
-    state = os.environ.get(VRAM_STATE)
-    if not state:
-        return
-    import comfy.model_management as model_management
-
-    model_management.vram_state = model_management.VRAMState[state]
-    model_management.is_device_cpu = lambda device: False
-    if os.environ.get(FREE_BYTES):
-        free = int(os.environ[FREE_BYTES])
-
-        def get_free_memory(dev=None, torch_free_too=False):
-            return (free, free) if torch_free_too else free
-
-        model_management.get_free_memory = get_free_memory
-    logging.info("robustness probes: models load as under %s on this CPU", state)
-
-
-emulate_vram_state()
