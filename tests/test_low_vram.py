@@ -22,18 +22,21 @@ What ComfyUI does, read from model_management.load_models_gpu and model_patcher.
 """
 from __future__ import annotations
 
-import json
-import time
+import contextlib
+import sys
 
 import numpy as np
 import pytest
-import requests
 import torch
 from PIL import Image
 
+from conftest import HOST_PROBES
 from node_runner import execute
 from stage_settings import SELECTIVE_SETTINGS
-from test_model_management import lama_file, runs, unload_all  # noqa: F401 (lama_file: a fixture)
+from test_model_management import free_and_wait, lama_file, runs, unload_all  # noqa: F401 (lama_file: a fixture)
+
+sys.path.insert(0, str(HOST_PROBES))
+from robustness_probes import RobustnessProbeVRAMState  # noqa: E402  (the same switch the test server has)
 
 FACE_SIZE = 32
 
@@ -69,19 +72,18 @@ def streamed_layers(network: torch.nn.Module) -> tuple[int, int]:
     return sum(bool(module.comfy_cast_weights) for module in castable), len(castable)
 
 
-def as_comfyui_loads_for(monkeypatch, state: str, free_bytes: int | None = None) -> None:
-    """ComfyUI's loading under `state` (LOW_VRAM, NO_VRAM) with the CPU standing in for the GPU,
-    and `free_bytes` of free device memory if given."""
-    import comfy.model_management as model_management
-
+@contextlib.contextmanager
+def comfyui_loading_as(state: str, free_bytes: int = 0):
+    """In this process, ComfyUI's loading under `state` (LOW_VRAM, NO_VRAM) with the CPU standing in
+    for the GPU and `free_bytes` of free device memory if above 0 (RobustnessProbeVRAMState, as the
+    test server switches it), from nothing loaded; afterwards as started, nothing loaded."""
     unload_all()
-    monkeypatch.setattr(model_management, "vram_state", model_management.VRAMState[state])
-    monkeypatch.setattr(model_management, "is_device_cpu", lambda device: False)
-    if free_bytes is not None:
-        def get_free_memory(dev=None, torch_free_too=False):
-            return (free_bytes, free_bytes) if torch_free_too else free_bytes
-
-        monkeypatch.setattr(model_management, "get_free_memory", get_free_memory)
+    RobustnessProbeVRAMState().apply(state, free_bytes)
+    try:
+        yield
+    finally:
+        RobustnessProbeVRAMState().apply("AS_STARTED", 0)
+        unload_all()
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +92,7 @@ def face_model(comfy):
 
 
 @pytest.mark.parametrize("state", ["NO_VRAM", "LOW_VRAM"])
-def test_the_face_ddpm_is_streamed_layer_by_layer_and_samples_the_same_faces(comfy, face_model, monkeypatch, state):
+def test_the_face_ddpm_is_streamed_layer_by_layer_and_samples_the_same_faces(comfy, face_model, state):
     import comfy.model_management as model_management
 
     model, vae = face_model
@@ -100,14 +102,10 @@ def test_the_face_ddpm_is_streamed_layer_by_layer_and_samples_the_same_faces(com
     assert streamed_layers(unet)[0] == 0, "loaded in full, ComfyUI streams nothing"
     unet_bytes = sum(parameter.numel() * parameter.element_size() for parameter in unet.parameters())
     # --lowvram on a card with room for the sampling and about half the UNet's weights.
-    free = None if state == "NO_VRAM" else model_management.minimum_inference_memory() + unet_bytes // 2
-    as_comfyui_loads_for(monkeypatch, state, free)
-    try:
+    free = 0 if state == "NO_VRAM" else int(model_management.minimum_inference_memory()) + unet_bytes // 2
+    with comfyui_loading_as(state, free):
         sampled = guided_faces(comfy, model, vae)
         streamed, castable = streamed_layers(unet)
-    finally:
-        monkeypatch.undo()
-        unload_all()
     assert castable > 0 and 0 < streamed <= castable, (streamed, castable)
     if state == "NO_VRAM":
         assert streamed == castable, "--novram streams every layer"
@@ -116,23 +114,18 @@ def test_the_face_ddpm_is_streamed_layer_by_layer_and_samples_the_same_faces(com
     torch.testing.assert_close(sampled, expected, rtol=0, atol=1e-6)
 
 
-def test_every_prior_network_gives_the_same_result_as_comfyui_loads_it(comfy, bopbtl_files, ddcolor_file, lama_file,
-                                                                      monkeypatch):
+def test_every_prior_network_gives_the_same_result_as_comfyui_loads_it(comfy, bopbtl_files, ddcolor_file, lama_file):
     unload_all()
     networks = runs(comfy, bopbtl_files, ddcolor_file, lama_file)
     expected = {name: run() for name, (network, run) in networks.items()}
-    for state, free in (("NO_VRAM", None), ("LOW_VRAM", 64 * 2 ** 20)):
-        as_comfyui_loads_for(monkeypatch, state, free)
-        try:
+    for state, free in (("NO_VRAM", 0), ("LOW_VRAM", 64 * 2 ** 20)):
+        with comfyui_loading_as(state, free):
             for name, (network, run) in networks.items():
                 outputs = run()
                 assert len(outputs) == len(expected[name])
                 for output, reference in zip(outputs, expected[name]):
                     if isinstance(reference, torch.Tensor):
                         torch.testing.assert_close(output, reference, rtol=0, atol=1e-6, msg=f"{name} under {state}")
-        finally:
-            monkeypatch.undo()
-            unload_all()
 
 
 def test_a_face_detector_built_for_another_device_runs_where_comfyui_left_its_weights(comfy):
@@ -158,20 +151,11 @@ def colourised_photo(server) -> np.ndarray:
         return np.asarray(image.convert("RGB"), dtype=np.int16)
 
 
-def loaded_models(server) -> list[str]:
-    entry = server.run({"1": {"class_type": "RobustnessProbeLoadedModels", "inputs": {"tag": str(time.monotonic())}}})
-    return json.loads(entry["outputs"]["1"]["text"][0])
-
-
 def load_as(server, state: str, free_bytes: int = 0) -> None:
     """The server loads as under `state` from its next prompt on (the probe pack's
-    RobustnessProbeVRAMState), its models unloaded and its cache of outputs emptied (POST /free,
-    which the worker carries out between prompts: waited for until no model is loaded)."""
+    RobustnessProbeVRAMState), its models unloaded and its cache of outputs emptied."""
     server.run({"1": {"class_type": "RobustnessProbeVRAMState", "inputs": {"state": state, "free_bytes": free_bytes}}})
-    requests.post(f"{server.url}/free", json={"unload_models": True, "free_memory": True}, timeout=30)
-    deadline = time.monotonic() + 30
-    while loaded_models(server) and time.monotonic() < deadline:
-        time.sleep(0.2)
+    free_and_wait(server, free_memory=True)
 
 
 def test_the_colourise_workflow_writes_the_same_photo_through_the_server_under_novram_and_lowvram(

@@ -6,8 +6,11 @@ loader leaves it on the CPU and a fine-tune copies it to its own device for the 
 from __future__ import annotations
 
 import copy
+import json
+import time
 
 import pytest
+import requests
 import torch
 
 from node_runner import execute
@@ -27,6 +30,28 @@ def is_loaded(network: torch.nn.Module) -> bool:
 
 def photo(height: int = 32, width: int = 32) -> torch.Tensor:
     return torch.rand(1, height, width, 3, generator=torch.Generator().manual_seed(0))
+
+
+def loaded_models(server, tag: str = "") -> list[str]:
+    """The class names of the models the server's model management holds loaded (the probe pack's
+    RobustnessProbeLoadedModels; `tag` tells the runs apart in its log)."""
+    entry = server.run({"p": {"class_type": "RobustnessProbeLoadedModels", "inputs": {"tag": tag}}})
+    return json.loads(entry["outputs"]["p"]["text"][0])
+
+
+def free_and_wait(server, free_memory: bool = False) -> list[str]:
+    """POST /free with unload_models (and free_memory: the cache of outputs emptied too), which the
+    worker carries out between prompts: waits up to 30 s for no model to be loaded; returns what
+    still is."""
+    response = requests.post(f"{server.url}/free", json={"unload_models": True, "free_memory": free_memory},
+                             timeout=30)
+    assert response.status_code == 200
+    deadline = time.monotonic() + 30
+    after = loaded_models(server, "after /free")
+    while after and time.monotonic() < deadline:
+        time.sleep(0.5)
+        after = loaded_models(server, f"after /free, {deadline - time.monotonic():.1f} s left")
+    return after
 
 
 def unload_all() -> None:
@@ -157,20 +182,12 @@ def test_through_the_server_free_with_unload_models_releases_the_packs_networks(
     """What the frontend's *Unload models* button and the /free endpoint do, on the pack's networks:
     a Scratch Mask and a Face Parse run, then POST /free {"unload_models": true}; ComfyUI's model
     management (read by a test-only probe node in the server) holds them before, and not after."""
-    import time
-
     import numpy as np
-    import requests
     from PIL import Image
 
     photo_name = "free_photo.png"
     Image.fromarray(np.random.default_rng(3).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
         server.input_dir / photo_name)
-
-    def loaded(tag: str) -> list[str]:
-        entry = server.run({"p": {"class_type": "RobustnessProbeLoadedModels", "inputs": {"tag": tag}}})
-        import json
-        return json.loads(entry["outputs"]["p"]["text"][0])
 
     prompt = {
         "photo": {"class_type": "LoadImage", "inputs": {"image": photo_name}},
@@ -185,13 +202,7 @@ def test_through_the_server_free_with_unload_models_releases_the_packs_networks(
         "show_parse": {"class_type": "PreviewAny", "inputs": {"source": ["parse", 1]}},
     }
     server.run(prompt)
-    before = loaded("before")
+    before = loaded_models(server, "before")
     assert "ScratchUNet" in before and any("Parse" in name or "BiSeNet" in name for name in before), before
-    response = requests.post(f"{server.url}/free", json={"unload_models": True}, timeout=30)
-    assert response.status_code == 200
-    deadline = time.monotonic() + 30
-    after = loaded("after")
-    while after and time.monotonic() < deadline:  # /free is carried out by the worker between prompts
-        time.sleep(0.5)
-        after = loaded(f"after {deadline - time.monotonic():.1f}")
+    after = free_and_wait(server)
     assert "ScratchUNet" not in after and not any("Parse" in name or "BiSeNet" in name for name in after), after
