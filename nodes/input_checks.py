@@ -55,7 +55,9 @@ def distinct_values(tensor: torch.Tensor) -> torch.Tensor:
 
 def require_finite(tensor: torch.Tensor, name: str) -> None:
     """Refuses NaN and infinite values, which would spread through every later step unseen."""
-    invalid = int((~torch.isfinite(distinct_values(tensor))).sum())
+    values = distinct_values(tensor)
+    # Each of a broadcast tensor's distinct values stands for the same number of its elements.
+    invalid = int((~torch.isfinite(values)).sum()) * (tensor.numel() // max(values.numel(), 1))
     if invalid:
         raise InputError(f"{name} contains {invalid} NaN or infinite values (of {tensor.numel()}): the node "
                          f"that made it produced invalid pixels; fix or replace that node's output")
@@ -64,9 +66,9 @@ def require_finite(tensor: torch.Tensor, name: str) -> None:
 def _require_unit_range(tensor: torch.Tensor, name: str, kind: str) -> None:
     """Finite values in 0..1: a small overshoot is clamped later, with a warning; values on another
     scale are refused. Reductions, so that a large image is not copied to be checked."""
-    tensor = distinct_values(tensor)
-    low, high = (float(bound) for bound in torch.aminmax(tensor.float() if not tensor.is_floating_point()
-                                                         else tensor))
+    values = distinct_values(tensor)
+    low, high = (float(bound) for bound in torch.aminmax(values.float() if not values.is_floating_point()
+                                                         else values))
     if not (math.isfinite(low) and math.isfinite(high)):
         require_finite(tensor, name)
     if low >= 0.0 and high <= 1.0:

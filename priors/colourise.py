@@ -207,8 +207,8 @@ def colourise(network, image: torch.Tensor, input_size: int | None = None,
     a time on the network's device and dtype, `check_interrupt()` before each. The full-resolution
     colour maths runs on the network's device `rows` rows at a time (None: as many as fit
     COLOUR_BAND_BYTES), so device memory does not grow with the photo; `check_band()` before each
-    band but the first. Any size (1 x 1 up), any
-    aspect; the colour of a photo already in colour is replaced (only its lightness is read)."""
+    band but the first. Any size (1 x 1 up), any aspect; the colour of a photo already in colour is
+    replaced (only its lightness is read)."""
     if image.ndim != 4:
         raise ValueError(f"expected photos B x C x H x W, got shape {tuple(image.shape)}")
     if not isinstance(network, nn.Module) and isinstance(getattr(network, "model", None), nn.Module):
