@@ -45,7 +45,7 @@ A row's last column: "ok"; "NaN" (an output holds NaN or inf; for the whole phot
 the server's log of an invalid value, as when a NaN reaches the saved image's 8-bit levels);
 "device mismatch" (an output, a parameter or a buffer is not on the requested device; for the
 whole photo: ComfyUI computes on another device); "error: ..." (an exception); "OOM" (CUDA ran out
-of memory: reported, not failed). The exit status is 1 when a row is NaN, mismatched or in error.
+of memory: reported, not failed); "not run" (a CUDA-only row on the CPU). The exit status is 1 when a row is NaN, mismatched or in error.
 
     .venv/bin/python bench/gpu_check.py [--device auto|cpu|cuda] [--small] [--steps N] [--threads N]
                                         [--rows step,face,scratch,...]
@@ -149,7 +149,7 @@ class Row:
 
     @property
     def failed(self) -> bool:
-        return self.check not in ("ok", "OOM")
+        return self.check not in ("ok", "OOM", "not run")
 
 
 def table_line(cells) -> str:
@@ -573,8 +573,8 @@ def photo_row(sizes: Sizes, device: torch.device, steps: int | None, threads: in
     row = Row(key, "whole-photo workflow, headless ComfyUI" + (f", {option}" if option else ""),
               size=f"{PHOTO.name}, {crop} px faces")
     if option and device.type != "cuda":
-        row.check = "ok"
-        row.what += " (not run: ComfyUI turns it off on the CPU)"
+        row.check = "not run"
+        row.what += " (ComfyUI turns it off on the CPU)"
         return row
     try:
         host = default_host()
@@ -677,7 +677,9 @@ def main() -> int:
     print(f"\n{len(rows)} rows in {time.perf_counter() - started:.0f} s; "
           f"{'all ok' if not failed else f'{len(failed)} failed'}"
           + (f"; {sum(row.check == 'OOM' for row in rows)} out of memory" if any(row.check == "OOM" for row in rows)
-             else ""))
+             else "")
+          + (f"; {sum(row.check == 'not run' for row in rows)} not run here" if any(row.check == "not run"
+                                                                                     for row in rows) else ""))
     return 1 if failed else 0
 
 
